@@ -1,0 +1,469 @@
+"""Per-sample embeddings of a pool or target set, written to a resumable, sharded store.
+
+Three modes:
+
+* ``sae`` (default): every valid token's residual at ``hook`` is encoded by the SAE (one ``encode`` call per
+  batch, no grad) and the codes are pooled over the chosen span: ``mean`` (default; the MONA embedding),
+  ``max``, ``sum`` or ``binary`` (1 for every feature active anywhere in the span, as in NAS). Stored sparse.
+* ``dense``: the same pooling over the raw residual at ``hook``, no SAE (the "dense embeddings" baseline).
+* ``layers``: for every layer's ``blocks.{l}.hook_resid_post``, the activation of the first and the last valid
+  token of the span (what NAIT's activation drift needs), stored as (n, L, 2, d).
+
+Valid tokens exclude BOS, padding and chat-turn special tokens (:class:`mona.activations.ActivationBatch.valid`).
+Samples are processed a shard (``shard_size`` samples, in input order) at a time: a shard's pooled rows go to
+disk before the next shard starts, so memory stays flat in pool size, and a rerun after a crash computes only
+the shards that are not marked done. See :mod:`mona.store` for the layout and guarantees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mona.errors import ArtifactMismatch, MonaError
+from mona.store import (
+    IDS,
+    LOG_DIR,
+    MANIFEST,
+    STORE_FORMAT,
+    Store,
+    atomic_write_text,
+    check_identity,
+    create_exclusive,
+    discard_shard,
+    dump_json,
+    finalize,
+    mona_version,
+    open_store,
+    read_marker,
+    shard_name,
+    verify_shard,
+    write_shard,
+)
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["sae", "dense", "layers"]
+Pooling = Literal["mean", "max", "sum", "binary"]
+Span = Literal["all", "prompt", "response"]
+DType = Literal["float16", "float32"]
+Storage = Literal["safetensors", "npy"]
+
+DEFAULT_DENSE_HOOK = "blocks.6.hook_resid_post"
+
+
+@dataclass
+class EmbedConfig:
+    """How samples become vectors; saved as ``embed_config.json`` beside the store."""
+
+    hook: str | None = None
+    """TransformerLens hook; ``None`` = the SAE's own hook (mode ``sae``) or blocks.6.hook_resid_post
+    (``dense``). Ignored by mode ``layers``, which takes every layer's ``hook_resid_post``."""
+    mode: Mode = "sae"
+    """``sae``: pooled SAE codes; ``dense``: pooled raw residual; ``layers``: first/last token of every layer."""
+    pooling: Pooling = "mean"
+    """How token vectors become one sample vector (``binary`` needs mode ``sae``; ignored by ``layers``)."""
+    span: Span = "all"
+    """Which valid tokens are pooled: the whole sample, only the prompt, or only the response."""
+    threshold: float = 0.0
+    """A feature counts as active when its code exceeds this (``binary`` pooling)."""
+    max_tokens: int = 512
+    """Samples are truncated to this many tokens (BOS included); truncations are logged."""
+    batch_tokens: int = 4096
+    """Padded tokens per forward batch (speed/memory knob; batches never cross shard boundaries)."""
+    shard_size: int = 1024
+    """Samples per shard: the unit of resumption, of ``shard=(i, n)`` parts and of peak memory."""
+    dtype: DType = "float16"
+    """Stored value type (pooling itself is computed in float32)."""
+    storage: Storage = "safetensors"
+    """Shard file format: one ``.safetensors`` file per shard, or a folder of ``.npy`` files."""
+
+    def __post_init__(self) -> None:
+        for name, kind in (("mode", Mode), ("pooling", Pooling), ("span", Span), ("dtype", DType),
+                           ("storage", Storage)):
+            value = getattr(self, name)
+            if value not in get_args(kind):
+                raise MonaError(f"embed {name} must be one of {', '.join(get_args(kind))}; got {value!r}")
+        if self.pooling == "binary" and self.mode != "sae":
+            raise MonaError(f"binary pooling needs mode 'sae' (active SAE features); got mode {self.mode!r}")
+        for name in ("max_tokens", "batch_tokens", "shard_size"):
+            if int(getattr(self, name)) < 1:
+                raise MonaError(f"embed {name} must be >= 1; got {getattr(self, name)}")
+        if self.hook is not None:
+            from mona.models import hook_layer
+
+            hook_layer(self.hook)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EmbedConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MonaError(f"unknown embed config field(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Pooling (pure tensor functions: tested against hand-computed examples)
+# --------------------------------------------------------------------------------------------------------
+
+
+def pool_tokens(
+    x: Float[Tensor, "N F"], rows: Tensor, n_rows: int, pooling: Pooling, threshold: float = 0.0
+) -> Float[Tensor, "B F"]:
+    """Pool token vectors ``x`` into ``n_rows`` sample vectors; ``rows[i]`` is token i's sample (sorted).
+
+    Rows without tokens come out as zeros. ``binary``: 1.0 where any token of the row exceeds ``threshold``.
+    """
+    counts = torch.bincount(rows, minlength=n_rows)
+    if pooling == "binary":
+        active = torch.zeros((n_rows, x.shape[1]), dtype=torch.float32)
+        active.index_add_(0, rows, (x > threshold).float())
+        return (active > 0).float()
+    if pooling in ("sum", "mean"):
+        out = torch.zeros((n_rows, x.shape[1]), dtype=torch.float32).index_add_(0, rows, x.float())
+        if pooling == "mean":
+            out /= counts.clamp(min=1).unsqueeze(1).float()
+        return out
+    if pooling == "max":
+        out = torch.segment_reduce(x.float(), "max", lengths=counts, axis=0)
+        out[counts == 0] = 0.0
+        return out
+    raise MonaError(f"unknown pooling {pooling!r}")
+
+
+def span_mask(valid: Bool[Tensor, "B T"], prompt: Bool[Tensor, "B T"], response: Bool[Tensor, "B T"],
+              span: Span) -> Bool[Tensor, "B T"]:
+    return {"all": valid, "prompt": prompt, "response": response}[span]
+
+
+def first_last(acts: Float[Tensor, "B T d"], mask: Bool[Tensor, "B T"]) -> Float[Tensor, "B 2 d"]:
+    """Activation of the first and last ``mask`` token of each row (zeros for rows without one)."""
+    b, t = mask.shape
+    pos = torch.arange(t).expand(b, t)
+    has = mask.any(1)
+    first = torch.where(mask, pos, t).amin(1).clamp(max=t - 1)
+    last = torch.where(mask, pos, -1).amax(1).clamp(min=0)
+    rows = torch.arange(b)
+    out = torch.stack([acts[rows, first], acts[rows, last]], dim=1)
+    out[~has] = 0.0
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# SAE handling (mona.saes.LoadedSAE, or a bare sae_lens SAE)
+# --------------------------------------------------------------------------------------------------------
+
+
+def sae_state_hash(sae: Any) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(sae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class _SAE:
+    module: Any
+    identity: dict[str, Any]
+
+    @torch.inference_mode()
+    def encode(self, x: Float[Tensor, "N d"]) -> Float[Tensor, "N F"]:
+        dtype = next(self.module.parameters()).dtype
+        return self.module.encode(x.to(dtype)).float()
+
+
+def _resolve_sae(sae: Any, loaded: Any, hook: str | None) -> _SAE:
+    if isinstance(sae, (str, Path)):
+        from mona.saes import load_sae
+
+        sae = load_sae(sae, model=None if isinstance(loaded, (str, Path)) else loaded, hook=hook)
+    if hasattr(sae, "identity") and hasattr(sae, "sae"):  # mona.saes.LoadedSAE
+        ident = sae.identity
+        identity = ident.to_dict() if hasattr(ident, "to_dict") else asdict(ident)
+        return _SAE(sae.sae, identity)
+    # A bare sae_lens SAE: identity from its config and weights.
+    cfg = sae.cfg
+    meta = getattr(cfg, "metadata", None)
+    identity = {
+        "name": "in-memory",
+        "source": "object",
+        "weights_hash": sae_state_hash(sae),
+        "hook": getattr(meta, "hook_name", None) or hook,
+        "d_in": int(cfg.d_in),
+        "d_sae": int(cfg.d_sae),
+        "architecture": str(cfg.architecture()) if callable(getattr(cfg, "architecture", None)) else type(sae).__name__,
+    }
+    return _SAE(sae, identity)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The stage
+# --------------------------------------------------------------------------------------------------------
+
+
+def _load_inputs(samples_or_path: Any, format: str) -> list[Any]:
+    from mona.data import Sample, load_samples
+
+    if isinstance(samples_or_path, (list, tuple)) and samples_or_path and isinstance(samples_or_path[0], Sample):
+        return list(samples_or_path)
+    return load_samples(samples_or_path, format)
+
+
+def _request(samples: Sequence[Any], loaded_identity: dict[str, Any], sae: _SAE | None, config: EmbedConfig,
+             hooks: tuple[str, ...], n_features: int) -> dict[str, Any]:
+    from mona.data import fingerprint
+
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("hook", "mode", "pooling", "span",
+                                                                      "batch_tokens")}
+    return {
+        "store_format": STORE_FORMAT,
+        "mode": config.mode,
+        "model": loaded_identity,
+        "hook": config.hook,
+        "hooks": list(hooks),
+        "sae": sae.identity if sae is not None else None,
+        "pooling": config.pooling if config.mode != "layers" else None,
+        "span": config.span,
+        "settings": settings,
+        "input": {"fingerprint": fingerprint(samples), "n_samples": len(samples)},
+        "n_features": n_features,
+        "n_shards": math.ceil(len(samples) / config.shard_size),
+        "mona_version": mona_version(),
+        "complete": False,
+        "shards": [],
+    }
+
+
+def embed(
+    samples_or_path: Any,
+    *,
+    model: Any = "gemma-3-270m",
+    sae: Any = "default",
+    config: EmbedConfig | None = None,
+    out_dir: str | Path,
+    shard: tuple[int, int] | None = None,
+    format: str = "auto",
+    progress: bool = True,
+) -> Store:
+    """Embed samples into the store at ``out_dir`` and return it.
+
+    ``samples_or_path``: a list of :class:`mona.data.Sample` or anything :func:`mona.data.load_samples` reads.
+    ``model``: a name/folder for :func:`mona.models.load_model` or a ``LoadedModel``. ``sae``: a spec for
+    ``mona.saes.load_sae``, a ``LoadedSAE``, a bare sae-lens ``SAE``, or ``None`` (modes ``dense``/``layers``).
+    ``shard=(i, n)``: compute only shards ``k`` with ``k % n == i``; the part that completes the last shard
+    finalizes the store (or call :func:`mona.store.finalize`). An existing store made from the same inputs
+    and settings is reused (finished shards are never recomputed); one made differently raises
+    :class:`ArtifactMismatch`.
+    """
+    from mona.activations import ActivationConfig, ActivationStats
+
+    config = config or EmbedConfig()
+    out_dir = Path(out_dir)
+    if shard is not None:
+        i, n = shard
+        if not (n >= 1 and 0 <= i < n):
+            raise MonaError(f"shard must be (i, n) with 0 <= i < n; got {shard}")
+    samples = _load_inputs(samples_or_path, format)
+    if config.mode == "sae" and sae is None:
+        raise MonaError("mode 'sae' needs an SAE (pass sae=..., or use mode 'dense')")
+
+    handle = _resolve_sae(sae, model, config.hook) if config.mode == "sae" else None
+    config = _resolve_hook(config, handle)
+    cheap = _reuse_without_model(out_dir, model, samples, config, handle)
+    if cheap is not None:
+        return cheap
+
+    loaded = model
+    if isinstance(model, (str, Path)):
+        from mona.models import load_model
+
+        loaded = load_model(str(model))
+    hooks, n_features = _hooks_and_width(config, loaded, handle)
+    request = _request(samples, loaded.identity.to_dict(), handle, config, hooks, n_features)
+    manifest = _open_or_create(out_dir, request, samples, config)
+
+    n_shards = manifest["n_shards"]
+    mine = [k for k in range(n_shards) if shard is None or k % shard[1] == shard[0]]
+    todo = [k for k in mine if not _shard_ok(out_dir, k, config.storage)]
+    if len(todo) < len(mine):
+        log.info("store %s: %d of %d shards already done, computing %d", out_dir, len(mine) - len(todo),
+                 len(mine), len(todo))
+    act_config = ActivationConfig(hooks=hooks, max_tokens=config.max_tokens, batch_tokens=config.batch_tokens,
+                                  window=max(config.shard_size, 1))
+    stats = ActivationStats()
+    total = sum(min(config.shard_size, len(samples) - k * config.shard_size) for k in todo)
+    bar = tqdm(total=total, desc=f"embed {config.mode}", unit="sample", disable=not progress or not todo)
+    for k in todo:
+        lo, hi = k * config.shard_size, min((k + 1) * config.shard_size, len(samples))
+        start, tokens_before = time.perf_counter(), stats.tokens
+        arrays = _embed_shard(loaded, handle, samples[lo:hi], config, act_config, stats)
+        write_shard(out_dir, k, arrays, config.storage)
+        seconds = time.perf_counter() - start
+        _log_timing(out_dir, k, hi - lo, stats.tokens - tokens_before, seconds)
+        bar.update(hi - lo)
+    bar.close()
+    if all(_shard_ok(out_dir, k, config.storage, verify=False) for k in range(n_shards)):
+        return finalize(out_dir)
+    log.info("store %s: part %s done; finalize once every part has run", out_dir, shard)
+    return open_store(out_dir, allow_incomplete=True)
+
+
+def _resolve_hook(config: EmbedConfig, handle: _SAE | None) -> EmbedConfig:
+    if config.mode == "layers":
+        return EmbedConfig.from_dict({**config.to_dict(), "hook": None})
+    if config.hook is None:
+        hook = handle.identity.get("hook") if handle is not None else DEFAULT_DENSE_HOOK
+        return EmbedConfig.from_dict({**config.to_dict(), "hook": hook or DEFAULT_DENSE_HOOK})
+    if handle is not None and handle.identity.get("hook") not in (None, config.hook):
+        raise ArtifactMismatch(
+            f"the SAE was trained on {handle.identity['hook']}, but hook {config.hook} was requested"
+        )
+    return config
+
+
+def _hooks_and_width(config: EmbedConfig, loaded: Any, handle: _SAE | None) -> tuple[tuple[str, ...], int]:
+    from mona.models import check_hook
+
+    if config.mode == "layers":
+        return tuple(f"blocks.{layer}.hook_resid_post" for layer in range(loaded.n_layers)), loaded.d_model
+    check_hook(loaded, config.hook)
+    if handle is None:
+        return (config.hook,), loaded.d_model
+    if int(handle.identity["d_in"]) != loaded.d_model:
+        raise ArtifactMismatch(
+            f"SAE input width {handle.identity['d_in']} != model d_model {loaded.d_model} ({loaded.identity.name})"
+        )
+    return (config.hook,), int(handle.identity["d_sae"])
+
+
+def _reuse_without_model(
+    out_dir: Path, model: Any, samples: Sequence[Any], config: EmbedConfig, handle: _SAE | None
+) -> Store | None:
+    """A complete store made from the same inputs and settings with the model of the same name: reuse it
+    without loading the model (the full model identity is checked whenever the model is loaded)."""
+    if not isinstance(model, (str, Path)) or not (out_dir / MANIFEST).exists():
+        return None
+    from mona.data import fingerprint
+
+    try:
+        store = open_store(out_dir)
+    except MonaError:
+        return None
+    m = store.manifest
+    same = (
+        m["model"]["name"] == str(model)
+        and m["mode"] == config.mode
+        and m["hook"] == config.hook
+        and m["span"] == config.span
+        and (config.mode == "layers" or m["pooling"] == config.pooling)
+        and m["input"] == {"fingerprint": fingerprint(samples), "n_samples": len(samples)}
+        and all(m["settings"].get(k) == v for k, v in config.to_dict().items() if k in m["settings"])
+        and m["sae"] == (handle.identity if handle is not None else None)
+    )
+    if same:
+        log.info("store %s already holds these embeddings; reusing it", out_dir)
+        return store
+    return None
+
+
+def _open_or_create(out_dir: Path, request: dict[str, Any], samples: Sequence[Any], config: EmbedConfig) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / MANIFEST
+    if not path.exists():
+        atomic_write_text(out_dir / IDS, "".join(json.dumps(s.id, ensure_ascii=False) + "\n" for s in samples))
+        atomic_write_text(out_dir / "embed_config.json", dump_json(config.to_dict()))
+        create_exclusive(path, dump_json(request))
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    check_identity(manifest, request, out_dir)
+    if manifest.get("complete"):
+        log.info("store %s already complete with the same inputs and settings; reusing it", out_dir)
+    return manifest
+
+
+def _shard_ok(root: Path, k: int, storage: str, verify: bool = True) -> bool:
+    record = read_marker(root, k)
+    if record is None:
+        return False
+    if not verify:
+        return True
+    problem = verify_shard(root, record)
+    if problem:
+        log.warning("shard %d of %s is damaged (%s); recomputing it", k, root, problem)
+        discard_shard(root, k, storage)
+        return False
+    return True
+
+
+def _log_timing(root: Path, k: int, rows: int, tokens: int, seconds: float) -> None:
+    (root / LOG_DIR).mkdir(exist_ok=True)
+    record = {"shard": k, "rows": rows, "tokens": tokens, "seconds": round(seconds, 3),
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    atomic_write_text(root / LOG_DIR / f"{shard_name(k)}.json", json.dumps(record) + "\n")
+
+
+def _embed_shard(loaded: Any, handle: _SAE | None, samples: Sequence[Any], config: EmbedConfig,
+                 act_config: Any, stats: Any) -> dict[str, np.ndarray]:
+    """Embed one shard's samples (input order preserved) into the arrays of a shard file."""
+    from mona.activations import iter_activations
+
+    n = len(samples)
+    dtype = np.dtype(config.dtype)
+    lengths = np.zeros(n, dtype=np.int32)
+    blocks: list[Any] = []
+    order: list[np.ndarray] = []
+    for batch in iter_activations(loaded, samples, act_config, progress=False, stats=stats):
+        mask = span_mask(batch.valid, batch.prompt, batch.response, config.span)
+        lengths[batch.indices] = mask.sum(1).numpy()
+        order.append(batch.indices)
+        if config.mode == "layers":
+            stacked = torch.stack([first_last(batch.acts[h], mask) for h in act_config.hooks], dim=1)
+            blocks.append(stacked.numpy().astype(dtype))
+            continue
+        acts = batch.acts[config.hook]
+        rows, cols = mask.nonzero(as_tuple=True)
+        x = acts[rows, cols]
+        if handle is not None:
+            x = handle.encode(x)
+        pooled = pool_tokens(x, rows, mask.shape[0], config.pooling, config.threshold)
+        if config.mode == "dense":
+            blocks.append(pooled.numpy().astype(dtype))
+        else:
+            # Round to the stored type first, so values that underflow to 0 are not kept as explicit zeros.
+            blocks.append(sp.csr_matrix(pooled.numpy().astype(dtype).astype(np.float32)))
+    perm = np.argsort(np.concatenate(order), kind="stable")
+    if config.mode in ("dense", "layers"):
+        key = "dense" if config.mode == "dense" else "layers"
+        return {key: np.concatenate(blocks)[perm], "lengths": lengths}
+    codes = sp.vstack(blocks, format="csr")[perm]
+    codes.sort_indices()
+    return {
+        "indptr": codes.indptr.astype(np.int64),
+        "indices": codes.indices.astype(np.int32),
+        "values": codes.data.astype(dtype),
+        "lengths": lengths,
+    }
+
+
+def pool_fingerprint(store: Store) -> str:
+    """Short hash of a store's identity (its manifest minus per-run information), for derived artifacts."""
+    keep = {k: store.manifest.get(k) for k in ("mode", "model", "hook", "sae", "pooling", "span", "settings", "input")}
+    return hashlib.sha256(dump_json(keep).encode()).hexdigest()[:16]

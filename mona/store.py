@@ -1,0 +1,385 @@
+"""Embedding stores: per-sample embeddings on disk as numbered, checksummed shards plus a manifest.
+
+Layout of a store folder::
+
+    manifest.json            what the store holds and how it was made (model, hook, SAE, config, input
+                             fingerprint, mona version) and, once complete, every shard's sha256 and row count
+    ids.jsonl                one JSON string per line: sample ids in input order (row order)
+    embed_config.json        the EmbedConfig the store was made with
+    shards/00000.safetensors shard 0 (rows 0..shard_size-1); or shards/00000/<name>.npy with storage "npy"
+    shards/00000.done        completion marker: the shard's row count and file checksums
+    logs/00000.json          timing of the run that wrote shard 0 (the only non-deterministic files)
+
+A shard holds, by mode: ``sae`` — CSR ``indptr`` (int64), ``indices`` (int32), ``values`` (float16/32);
+``dense`` — ``dense`` (rows, d); ``layers`` — ``layers`` (rows, L, 2, d). Every shard also has ``lengths``
+(int32, valid tokens pooled per sample). Shard files carry no timestamps, so the same inputs and settings give
+byte-identical stores whether written in one run, resumed after a crash, or in ``shard=(i, n)`` parts.
+
+Shards are written to a temporary name, renamed into place, and only then marked done; a shard whose bytes no
+longer match its checksum is refused on read and recomputed by the next ``embed`` run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from jaxtyping import Float
+
+from mona.errors import ArtifactMismatch, MonaError
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT = 1
+MANIFEST = "manifest.json"
+IDS = "ids.jsonl"
+SHARD_DIR = "shards"
+LOG_DIR = "logs"
+
+# Manifest keys that must agree for a store to be reused or resumed; everything else is informational.
+IDENTITY_KEYS = ("store_format", "mode", "model", "hook", "hooks", "sae", "pooling", "span", "settings", "input")
+
+
+def mona_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mona")
+    except Exception:  # noqa: BLE001 - not installed: running from a checkout
+        return "0+checkout"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dump_json(obj: Any) -> str:
+    """Canonical JSON for artifacts: sorted keys, fixed indentation, trailing newline."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def create_exclusive(path: Path, text: str) -> bool:
+    """Write ``path`` only if it does not exist yet (atomic across processes); True if this call created it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def first_difference(have: dict[str, Any], want: dict[str, Any], prefix: str = "") -> str | None:
+    """Dotted path and both values of the first differing key (sorted order), or None when equal."""
+    for key in sorted(set(have) | set(want)):
+        a, b = have.get(key), want.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = first_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}: store has {_short(a)}, requested {_short(b)}"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_identity(manifest: dict[str, Any], request: dict[str, Any], where: Path) -> None:
+    """Raise :class:`ArtifactMismatch` (one line) unless a store's identity equals the requested one."""
+    have = {k: manifest.get(k) for k in IDENTITY_KEYS}
+    want = {k: request.get(k) for k in IDENTITY_KEYS}
+    diff = first_difference(have, want)
+    if diff:
+        raise ArtifactMismatch(
+            f"store {where} was made differently ({diff}); use another output folder or delete this one"
+        )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shard files
+# --------------------------------------------------------------------------------------------------------
+
+
+def shard_name(k: int) -> str:
+    return f"{k:05d}"
+
+
+def shard_files(root: Path, k: int, storage: str) -> Path:
+    """Path of shard ``k``'s data: a .safetensors file, or a folder of .npy files."""
+    base = root / SHARD_DIR / shard_name(k)
+    return base.with_suffix(".safetensors") if storage == "safetensors" else base
+
+
+def marker_path(root: Path, k: int) -> Path:
+    return root / SHARD_DIR / f"{shard_name(k)}.done"
+
+
+def write_shard(root: Path, k: int, arrays: dict[str, np.ndarray], storage: str) -> dict[str, Any]:
+    """Write shard ``k`` atomically (temporary name, then rename) and return its marker record."""
+    target = shard_files(root, k, storage)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    if storage == "safetensors":
+        from safetensors.numpy import save_file
+
+        save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp))
+        _fsync(tmp)
+        files = {target.name: sha256_file(tmp)}
+    else:
+        tmp.mkdir()
+        files = {}
+        for name in sorted(arrays):
+            path = tmp / f"{name}.npy"
+            np.save(path, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            _fsync(path)
+            files[f"{target.name}/{name}.npy"] = sha256_file(path)
+    _remove(target)
+    os.replace(tmp, target)
+    record = {"index": k, "rows": int(arrays["lengths"].shape[0]), "files": files}
+    if "indices" in arrays:
+        record["nnz"] = int(arrays["indices"].shape[0])
+    atomic_write_text(marker_path(root, k), dump_json(record))
+    return record
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def read_marker(root: Path, k: int) -> dict[str, Any] | None:
+    path = marker_path(root, k)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def verify_shard(root: Path, record: dict[str, Any]) -> str | None:
+    """None when every file of a shard matches its checksum, else a short reason."""
+    for name, digest in record["files"].items():
+        path = root / SHARD_DIR / name
+        if not path.exists():
+            return f"{name} is missing"
+        if sha256_file(path) != digest:
+            return f"{name} does not match its checksum (truncated or modified)"
+    return None
+
+
+def load_shard(root: Path, record: dict[str, Any], storage: str, verify: bool = True) -> dict[str, np.ndarray]:
+    k = int(record["index"])
+    if verify:
+        problem = verify_shard(root, record)
+        if problem:
+            raise MonaError(
+                f"store {root}: shard {k} is corrupted ({problem}); rerun the same `mona embed` command to recompute it"
+            )
+    target = shard_files(root, k, storage)
+    if storage == "safetensors":
+        from safetensors.numpy import load_file
+
+        return load_file(str(target))
+    return {p.stem: np.load(p, allow_pickle=False) for p in sorted(target.glob("*.npy"))}
+
+
+def discard_shard(root: Path, k: int, storage: str) -> None:
+    marker_path(root, k).unlink(missing_ok=True)
+    _remove(shard_files(root, k, storage))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Reading a finished store
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """A finished (or, after a partial ``shard=(i, n)`` run, unfinished) embedding store."""
+
+    path: Path
+    manifest: dict[str, Any]
+    verify: bool = True
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    @property
+    def mode(self) -> str:
+        return self.manifest["mode"]
+
+    @property
+    def n(self) -> int:
+        return int(self.manifest["input"]["n_samples"])
+
+    @property
+    def n_features(self) -> int:
+        """Width of an embedding: SAE width (mode ``sae``) or d_model (``dense``, ``layers``)."""
+        return int(self.manifest["n_features"])
+
+    @property
+    def ids(self) -> list[str]:
+        if not hasattr(self, "_ids"):
+            with open(self.path / IDS, encoding="utf-8") as handle:
+                self._ids = [json.loads(line) for line in handle]
+        return self._ids
+
+    def _require_complete(self) -> None:
+        if not self.complete:
+            done = sum(marker_path(self.path, k).exists() for k in range(self.manifest["n_shards"]))
+            raise MonaError(
+                f"store {self.path} is incomplete ({done} of {self.manifest['n_shards']} shards); run the remaining "
+                f"`mona embed --shard i/n` parts, then `mona embed --finalize`"
+            )
+
+    def iter_shards(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """(first row, arrays) for every shard, in row order; each shard's checksum is verified first."""
+        self._require_complete()
+        start = 0
+        for record in self.manifest["shards"]:
+            arrays = load_shard(self.path, record, self.manifest["settings"]["storage"], self.verify)
+            yield start, arrays
+            start += int(record["rows"])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(n,) int: valid tokens pooled per sample (0 when the span was empty)."""
+        if not hasattr(self, "_lengths"):
+            self._lengths = np.concatenate([a["lengths"] for _, a in self.iter_shards()]).astype(np.int64)
+        return self._lengths
+
+    def iter_codes(self) -> Iterator[tuple[int, sp.csr_matrix]]:
+        """(first row, float32 CSR block) per shard: streams a store of any size in shard-sized pieces."""
+        for start, arrays in self.iter_shards():
+            yield start, _as_csr(arrays, self.n_features, self.mode)
+
+    def codes(self) -> sp.csr_matrix:
+        """(n, F) float32 CSR of all embeddings (for ``dense`` mode, the dense vectors as CSR)."""
+        if self.mode == "layers":
+            raise MonaError(f"store {self.path} holds per-layer activations (mode 'layers'); use .layers()")
+        blocks = [block for _, block in self.iter_codes()]
+        return sp.vstack(blocks, format="csr").astype(np.float32) if blocks else sp.csr_matrix((0, self.n_features))
+
+    def dense(self) -> Float[np.ndarray, "n d"]:
+        """(n, D) float32: dense embeddings (``dense`` mode) or densified SAE codes (``sae`` mode)."""
+        if self.mode == "dense":
+            return np.concatenate([a["dense"] for _, a in self.iter_shards()]).astype(np.float32)
+        return self.codes().toarray()
+
+    def layers(self) -> Float[np.ndarray, "n L 2 d"]:
+        """(n, L, 2, d) float32: per layer, the first and last valid-token activation (mode ``layers``)."""
+        if self.mode != "layers":
+            raise MonaError(f"store {self.path} has mode {self.mode!r}; per-layer activations need mode 'layers'")
+        return np.concatenate([a["layers"] for _, a in self.iter_shards()]).astype(np.float32)
+
+    def check_compatible(self, other: Store, what: str = "target") -> None:
+        """Raise :class:`ArtifactMismatch` unless ``other`` lives in the same embedding space (model, hook, SAE,
+        mode, pooling) so that its vectors can be compared with this store's."""
+        keys = ("mode", "model", "hook", "sae", "pooling")
+        diff = first_difference({k: self.manifest.get(k) for k in keys}, {k: other.manifest.get(k) for k in keys})
+        if diff:
+            diff = diff.replace("store has", "this store has").replace("requested", f"{what} has")
+            raise ArtifactMismatch(f"{what} store {other.path} is not comparable with {self.path} ({diff})")
+
+
+def _as_csr(arrays: dict[str, np.ndarray], width: int, mode: str) -> sp.csr_matrix:
+    if mode == "dense":
+        return sp.csr_matrix(arrays["dense"].astype(np.float32))
+    rows = arrays["lengths"].shape[0]
+    return sp.csr_matrix(
+        (arrays["values"].astype(np.float32), arrays["indices"], arrays["indptr"]), shape=(rows, width)
+    )
+
+
+def open_store(path: str | Path, *, verify: bool = True, allow_incomplete: bool = False) -> Store:
+    """Open a store folder; shards are checksum-verified as they are read unless ``verify=False``."""
+    path = Path(path)
+    if not (path / MANIFEST).exists():
+        raise MonaError(f"{path} is not an embedding store (no {MANIFEST}); create one with `mona embed`")
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    if manifest.get("store_format") != STORE_FORMAT:
+        raise ArtifactMismatch(
+            f"store {path} has format {manifest.get('store_format')}, this mona reads format {STORE_FORMAT}"
+        )
+    store = Store(path, manifest, verify)
+    if not allow_incomplete:
+        store._require_complete()
+    return store
+
+
+def finalize(path: str | Path) -> Store:
+    """Check every shard of a store against its marker and write the final manifest (idempotent).
+
+    Raises :class:`MonaError` naming the missing or corrupted shards; the result is byte-identical whether the
+    shards were written by one process or by several ``shard=(i, n)`` parts.
+    """
+    path = Path(path)
+    store = open_store(path, allow_incomplete=True)
+    manifest = store.manifest
+    records, missing, bad = [], [], []
+    for k in range(manifest["n_shards"]):
+        record = read_marker(path, k)
+        if record is None:
+            missing.append(k)
+            continue
+        problem = verify_shard(path, record)
+        if problem:
+            bad.append(k)
+            log.warning("shard %d of %s: %s", k, path, problem)
+            continue
+        records.append(record)
+    if missing or bad:
+        raise MonaError(
+            f"store {path} cannot be finalized: shards {_ranges(missing + bad)} are "
+            f"{'missing' if not bad else 'missing or corrupted'}; rerun `mona embed` with the same arguments"
+        )
+    rows = sum(int(r["rows"]) for r in records)
+    if rows != store.n:
+        raise MonaError(f"store {path}: shards hold {rows} rows, the manifest expects {store.n}")
+    final = dict(manifest, complete=True, shards=records)
+    if final != manifest:
+        atomic_write_text(path / MANIFEST, dump_json(final))
+    return Store(path, final)
+
+
+def _ranges(ks: list[int]) -> str:
+    ks = sorted(ks)
+    text = ", ".join(str(k) for k in ks[:8])
+    return text + (f" (+{len(ks) - 8} more)" if len(ks) > 8 else "")
