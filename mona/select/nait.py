@@ -1,0 +1,92 @@
+"""NAIT (arXiv 2603.13201): score candidates along the principal direction of the target's activation drift.
+
+For every target sample and layer l, the drift ΔA_l = A_l(last token) − A_l(first token). The layer's
+direction v_l is the first principal component of the target drifts, signed so that mean(ΔA_l)·v_l > 0.
+A candidate y scores Σ_l A_l(y)·v_l, where A_l(y) is its last-token activation (or its own drift).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from jaxtyping import Float
+from tqdm.auto import tqdm
+
+from mona.errors import MonaError
+from mona.select.config import SelectConfig
+from mona.select.inputs import check_compatible, require_mode
+from mona.select.target import PoolMatrices, Scored
+
+log = logging.getLogger(__name__)
+
+
+def nait_directions(
+    layers: Float[np.ndarray, "m L 2 d"], center: bool = True
+) -> tuple[Float[np.ndarray, "L d"], Float[np.ndarray, " L"]]:
+    """Unit direction per layer from target activations ``[first, last]``, and its explained-variance ratio."""
+    layers = np.asarray(layers, dtype=np.float64)
+    if layers.ndim != 4 or layers.shape[2] != 2:
+        raise MonaError(f"NAIT needs per-layer [first, last] activations of shape (n, L, 2, d), got {layers.shape}")
+    m, L, _, d = layers.shape
+    if m < 2:
+        raise MonaError(f"NAIT needs at least 2 target samples to find a principal direction, got {m}")
+    drifts = layers[:, :, 1, :] - layers[:, :, 0, :]  # (m, L, d)
+    dirs = np.zeros((L, d))
+    explained = np.zeros(L)
+    for layer in range(L):
+        D = drifts[:, layer, :]
+        Dc = D - D.mean(axis=0) if center else D
+        _, s, vt = np.linalg.svd(Dc, full_matrices=False)
+        v = vt[0]
+        if float(D.mean(axis=0) @ v) < 0:
+            v = -v
+        dirs[layer] = v
+        energy = float((s**2).sum())
+        explained[layer] = float(s[0] ** 2 / energy) if energy > 0 else 0.0
+    return dirs, explained
+
+
+def nait_scores(
+    layers: Float[np.ndarray, "n L 2 d"],
+    directions: Float[np.ndarray, "L d"],
+    candidate: str = "last",
+    chunk: int = 4096,
+) -> Float[np.ndarray, " n"]:
+    """Σ_l A_l(y)·v_l for every row (A = last-token activation, or last − first when ``candidate="drift"``)."""
+    n = layers.shape[0]
+    out = np.empty(n, np.float64)
+    V = np.asarray(directions, dtype=np.float32)
+    for a in tqdm(range(0, n, chunk), desc="nait", disable=n <= 4 * chunk, leave=False):
+        block = np.asarray(layers[a : a + chunk], dtype=np.float32)
+        A = block[:, :, 1, :] if candidate == "last" else block[:, :, 1, :] - block[:, :, 0, :]
+        out[a : a + chunk] = np.einsum("nld,ld->n", A, V, dtype=np.float64)
+    return out
+
+
+def _pick_layers(arr: np.ndarray, layers: tuple[int, ...] | None) -> np.ndarray:
+    if layers is None:
+        return arr
+    L = arr.shape[1]
+    bad = [x for x in layers if not -L <= x < L]
+    if bad:
+        raise MonaError(f"nait_layers {bad} out of range for a store with {L} layers")
+    return arr[:, list(layers)]
+
+
+def score_nait(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
+    cfg: SelectConfig = pool.config
+    require_mode(pool.store, ("layers",), "nait")
+    for s in group:
+        require_mode(s, ("layers",), "nait", "target")
+        check_compatible(pool.store, s)
+    T = np.concatenate([_pick_layers(np.asarray(s.layers()), cfg.nait_layers) for s in group], axis=0)
+    if T.shape[0] == 0:
+        raise MonaError(f"target set {k} is empty")
+    dirs, explained = nait_directions(T, center=cfg.nait_center)
+    P = _pick_layers(pool.store.layers(), cfg.nait_layers)
+    if P.shape[1:] != T.shape[1:]:
+        raise MonaError(f"pool layer activations have shape {P.shape[1:]} but target ones {T.shape[1:]}")
+    scores = nait_scores(P, dirs.astype(np.float32), cfg.nait_candidate)
+    return Scored(scores, info={"explained_variance": [round(float(e), 4) for e in explained]})

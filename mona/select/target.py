@@ -1,0 +1,135 @@
+"""Target-relevance scores on stores: MONA (SAE codes) and the dense hidden-state baseline.
+
+Each scorer returns a :class:`Scored`: one score per pool row plus a function that explains chosen rows
+(contributing features, best-matching target sample) without rescoring the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from mona.errors import MonaError
+from mona.select.config import SelectConfig
+from mona.select.inputs import check_compatible, require_mode, stack_codes
+from mona.select.similarity import (
+    contributions,
+    cosine_to_vector,
+    max_similarity_to_rows,
+    similarity_to_vector,
+)
+
+log = logging.getLogger(__name__)
+
+Explain = Callable[[np.ndarray], tuple[list[list[dict]] | None, list[str | None] | None]]
+
+
+def _no_explain(rows: np.ndarray) -> tuple[None, None]:
+    return None, None
+
+
+@dataclass
+class Scored:
+    """Scores of every pool row against one target set."""
+
+    scores: np.ndarray
+    explain: Explain = _no_explain
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PoolMatrices:
+    """Pool representations computed once and shared by every target set."""
+
+    store: Any
+    config: SelectConfig
+    _codes: sp.csr_matrix | None = None
+    _dense: np.ndarray | None = None
+    _mean: np.ndarray | None = None
+
+    def codes(self) -> sp.csr_matrix:
+        if self._codes is None:
+            self._codes = stack_codes([self.store], self.config.binarize, self.config.active_threshold)
+        return self._codes
+
+    def dense(self) -> np.ndarray:
+        """Dense pool vectors, centred on the pool mean when ``config.center``."""
+        if self._dense is None:
+            x = np.asarray(self.store.dense(), dtype=np.float32)
+            if self.config.center:
+                self._mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+                x = x - self._mean
+            self._dense = x
+        return self._dense
+
+    def center(self, t: np.ndarray) -> np.ndarray:
+        self.dense()
+        return t - self._mean if self._mean is not None else t
+
+
+def _target_ids(group: list[Any]) -> list[str]:
+    return [str(i) for s in group for i in s.ids]
+
+
+def _non_empty(group: list[Any], k: int) -> None:
+    if sum(len(s.ids) for s in group) == 0:
+        raise MonaError(f"target set {k} is empty")
+
+
+def score_mona(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
+    """MONA: weighted Jaccard (or cosine) of pooled SAE codes to the target prototype, or max over targets."""
+    cfg = pool.config
+    require_mode(pool.store, ("sae",), "mona")
+    for s in group:
+        require_mode(s, ("sae",), "mona", "target")
+        check_compatible(pool.store, s)
+    _non_empty(group, k)
+    X = pool.codes()
+    T = stack_codes(group, cfg.binarize, cfg.active_threshold)
+    if T.shape[1] != X.shape[1]:
+        raise MonaError(f"target codes have {T.shape[1]} features but pool codes have {X.shape[1]}")
+    tids = _target_ids(group)
+    if cfg.aggregate == "prototype":
+        t = np.asarray(T.mean(axis=0), dtype=np.float32).ravel()
+        scores = similarity_to_vector(X, t, cfg.similarity)
+
+        def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
+            return [_row_contrib(X, r, t, cfg) for r in rows], None
+
+        return Scored(scores, explain, {"target_active_features": int((t > 0).sum())})
+    scores, arg = max_similarity_to_rows(X, T, cfg.similarity)
+
+    def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
+        feats = [_row_contrib(X, r, T.getrow(int(arg[r])).toarray().ravel(), cfg) for r in rows]
+        return feats, [tids[int(arg[r])] for r in rows]
+
+    return Scored(scores, explain_max)
+
+
+def _row_contrib(X: sp.csr_matrix, r: int, t: np.ndarray, cfg: SelectConfig) -> list[dict]:
+    lo, hi = X.indptr[r], X.indptr[r + 1]
+    return contributions(X.indices[lo:hi], X.data[lo:hi], t, cfg.similarity, cfg.top_features)
+
+
+def score_dense(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
+    """Cosine of the (centred) mean hidden state to the target prototype, or max over target samples."""
+    cfg = pool.config
+    require_mode(pool.store, ("dense",), "dense")
+    for s in group:
+        require_mode(s, ("dense",), "dense", "target")
+        check_compatible(pool.store, s)
+    _non_empty(group, k)
+    X = pool.dense()
+    T = pool.center(np.concatenate([np.asarray(s.dense(), np.float32) for s in group], axis=0))
+    if T.shape[1] != X.shape[1]:
+        raise MonaError(f"target vectors have {T.shape[1]} dimensions but pool vectors have {X.shape[1]}")
+    if cfg.aggregate == "prototype":
+        return Scored(cosine_to_vector(X, T.mean(axis=0)))
+    scores, arg = max_similarity_to_rows(X, T, "cosine")
+    tids = _target_ids(group)
+    return Scored(scores, lambda rows: (None, [tids[int(arg[r])] for r in rows]))
