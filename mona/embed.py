@@ -184,9 +184,13 @@ def sae_state_hash(sae: Any) -> str:
 class _SAE:
     module: Any
     identity: dict[str, Any]
+    loaded: Any = None
+    """The ``mona.saes.LoadedSAE`` when there is one (its ``encode`` is used)."""
 
     @torch.inference_mode()
     def encode(self, x: Float[Tensor, "N d"]) -> Float[Tensor, "N F"]:
+        if self.loaded is not None:
+            return self.loaded.encode(x)
         dtype = next(self.module.parameters()).dtype
         return self.module.encode(x.to(dtype)).float()
 
@@ -199,7 +203,7 @@ def _resolve_sae(sae: Any, loaded: Any, hook: str | None) -> _SAE:
     if hasattr(sae, "identity") and hasattr(sae, "sae"):  # mona.saes.LoadedSAE
         ident = sae.identity
         identity = ident.to_dict() if hasattr(ident, "to_dict") else asdict(ident)
-        return _SAE(sae.sae, identity)
+        return _SAE(sae.sae, identity, sae)
     # A bare sae_lens SAE: identity from its config and weights.
     cfg = sae.cfg
     meta = getattr(cfg, "metadata", None)

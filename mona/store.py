@@ -50,12 +50,9 @@ IDENTITY_KEYS = ("store_format", "mode", "model", "hook", "hooks", "sae", "pooli
 
 
 def mona_version() -> str:
-    try:
-        from importlib.metadata import version
+    import mona
 
-        return version("mona")
-    except Exception:  # noqa: BLE001 - not installed: running from a checkout
-        return "0+checkout"
+    return str(getattr(mona, "__version__", "unknown"))
 
 
 def sha256_file(path: Path) -> str:
