@@ -133,8 +133,12 @@ def _identity(value: Any, subkeys: tuple[str, ...]) -> Any:
 def check_compatible(pool: Any, target: Any, what: str = "target") -> None:
     """Raise :class:`ArtifactMismatch` when ``target`` was embedded with another model, SAE, hook, mode or pooling.
 
-    Only keys present in both manifests are compared; ``span`` may differ (logged).
+    Only keys present in both manifests are compared; ``span`` may differ (logged). A store with its own
+    ``check_compatible`` (``mona.store.Store``) is asked first.
     """
+    own = getattr(pool, "check_compatible", None)
+    if callable(own) and type(pool) is type(target):
+        own(target, what)
     pm = getattr(pool, "manifest", None) or {}
     tm = getattr(target, "manifest", None) or {}
     for key, subkeys in _IDENTITY_KEYS.items():
