@@ -29,6 +29,7 @@ import sysconfig
 import types
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import Literal
 
@@ -189,6 +190,10 @@ def _record(source: str, domain: str, subset: str, key: str, prompt: str, respon
     }
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
 def prompt_of(record: dict) -> str:
     """All non-final turns of a record joined: what disjointness checks compare."""
     return "\n".join(m["content"] for m in record["messages"][:-1])
@@ -265,12 +270,18 @@ def _mmlu_record(row: dict, domain: str) -> dict:
 
 
 def _mmlu_candidates(subjects: Iterable[str] | None = None) -> Iterator[tuple[str, str, dict]]:
+    """MMLU rows of ``subjects``; by default all rows except the held-out subjects' questions (in any subject)."""
     wanted = set(subjects) if subjects is not None else None
+    held_out = {_norm(r["question"]) for r in _mmlu_rows() if r["topic"] in MMLU_TARGET_SUBJECTS}
+    seen: set[str] = set()
     for row in _mmlu_rows():
-        topic = row["topic"]
-        if (wanted is None and topic in MMLU_TARGET_SUBJECTS) or (wanted is not None and topic not in wanted):
+        topic, question = row["topic"], _norm(row["question"])
+        if wanted is None and question in held_out or wanted is not None and topic not in wanted:
             continue
-        yield topic, row["question"], _mmlu_record(row, MMLU_DOMAINS[topic])
+        if (topic, question) in seen:
+            continue
+        seen.add((topic, question))
+        yield topic, question, _mmlu_record(row, MMLU_DOMAINS[topic])
 
 
 def _codeio_candidates() -> Iterator[tuple[str, str, dict]]:
@@ -312,13 +323,16 @@ def _evals_messages(row: dict) -> list[dict] | None:
         {"role": "assistant", "content": _clip(ideal)}]
 
 
-def _evals_candidates() -> Iterator[tuple[str, str, dict]]:
+@functools.lru_cache(maxsize=1)
+def _evals_candidates() -> tuple[tuple[str, str, dict], ...]:
     root = package_dir("evals") / "registry" / "data"
     if not root.is_dir():
         raise DataError(f"{root} not found: pip install --no-deps --force-reinstall {PACKAGES['evals']}")
+    out = []
     for name, domain in sorted(EVALS_DOMAINS.items()):
         seen = 0
         for file in sorted((root / name).rglob("*.jsonl")):
+            rel = file.relative_to(root).as_posix()
             for lineno, line in enumerate(file.open(encoding="utf-8", errors="replace")):
                 if seen >= MAX_EVALS_LINES:
                     break
@@ -329,10 +343,11 @@ def _evals_candidates() -> Iterator[tuple[str, str, dict]]:
                 if msgs is None:
                     continue
                 seen += 1
-                key = f"{file.relative_to(root)}:{lineno}"
+                key = f"{rel}:{lineno}"
                 rec = {"id": f"evals-{hashlib.sha256(key.encode()).hexdigest()[:12]}", "source": "evals",
                        "domain": domain, "subset": name, "messages": msgs}
-                yield name, key, rec
+                out.append((name, key, rec))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -347,7 +362,8 @@ def _pool_sources(seed: int, partition: Literal["pool", "sae"]) -> dict[str, dic
     for source, candidates in (("mmlu", _mmlu_candidates()), ("codeio", _codeio_candidates()),
                                ("evals", _evals_candidates())):
         for subset, key, rec in candidates:
-            if _is_sae_partition(source, f"{subset}|{key}") == keep_sae:
+            # identical prompts (an MMLU question filed under two subjects) always land in the same partition
+            if _is_sae_partition(source, key if source == "mmlu" else _norm(prompt_of(rec))) == keep_sae:
                 tree.setdefault(rec["domain"], {}).setdefault(source, {}).setdefault(subset, []).append((key, rec))
     out: dict[str, dict[str, dict[str, Iterator]]] = {}
     for domain, sources in sorted(tree.items()):
@@ -389,7 +405,7 @@ def _draw(tree: dict, shares: dict[str, float], n: int, seed: int) -> list[dict]
                 if rec is None:
                     streams = [s for s in streams if s is not stream]
                     continue
-                norm = " ".join(prompt_of(rec).split()).lower()
+                norm = _norm(prompt_of(rec))
                 if norm in seen or got >= quota:
                     continue
                 seen.add(norm)
@@ -440,8 +456,9 @@ def _code_target() -> list[dict]:
 def _science_target(seed: int, size: int = 256) -> list[dict]:
     by_subject: dict[str, Iterator] = {}
     rng = random.Random(seed)
+    seen: set[str] = set()
     for subject in MMLU_TARGET_SUBJECTS:
-        items = [(q, rec) for _, q, rec in _mmlu_candidates([subject])]
+        items = [(q, rec) for _, q, rec in _mmlu_candidates([subject]) if not (q in seen or seen.add(q))]
         rng.shuffle(items)
         by_subject[subject] = iter(items)
     return [rec for rec, _ in zip(_round_robin(by_subject, rng), range(size), strict=False)]
@@ -507,7 +524,12 @@ def gemma_chat(messages: list[dict[str, str]]) -> str:
         content = turn["content"]
         if system and role == "user":
             content, system = f"{system}\n\n{content}", ""
+        elif system:  # a system message straight before a model turn stands as the user turn
+            out.append(f"<start_of_turn>user\n{system}<end_of_turn>\n")
+            system = ""
         out.append(f"<start_of_turn>{role}\n{content}<end_of_turn>\n")
+    if system:
+        out.append(f"<start_of_turn>user\n{system}<end_of_turn>\n")
     return "".join(out)
 
 
@@ -564,7 +586,7 @@ def _prose_texts() -> dict[str, list[str]]:
                 if doc and len(doc) > 200:
                     docs[doc] = None
     out["stdlib_docstrings"] = [c for d in docs for c in _chunks(d)]
-    return out
+    return {k: list(dict.fromkeys(v)) for k, v in out.items()}
 
 
 def build_sae_corpus(n_texts: int = 6000, seed: int = 0, *, prose_share: float = 0.5, force: bool = False) -> list[str]:
@@ -583,12 +605,15 @@ def build_sae_corpus(n_texts: int = 6000, seed: int = 0, *, prose_share: float =
         rng = random.Random(seed)
         n_prose = round(n_texts * prose_share)
         prose = {k: iter(rng.sample(v, len(v))) for k, v in _prose_texts().items()}
-        streams = {k: ((k, (k, t)) for t in v) for k, v in prose.items()}
+        streams = {k: zip(repeat(k), zip(repeat(k), v)) for k, v in prose.items()}  # items: (key, (source, text))
         texts = [{"text": t, "source": f"prose:{k}"}
                  for (k, t), _ in zip(_round_robin(streams, rng), range(n_prose), strict=False)]
         instr = _draw(_pool_sources(seed, "sae"), DOMAIN_SHARES, n_texts - len(texts), seed)
+        if len(texts) < n_prose:
+            log.warning("only %d distinct prose texts available; the rest is instruction text", len(texts))
         texts += [{"text": gemma_chat(r["messages"]), "source": r["source"],
                    "domain": r["domain"]} for r in instr]
+        texts = list({t["text"]: t for t in texts}.values())
         rng.shuffle(texts)
         _write(path, texts, params)
     return [json.loads(line)["text"] for line in path.open(encoding="utf-8")]
