@@ -26,9 +26,10 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -202,6 +203,9 @@ def _wrap_bridge(folder: Path, hf: Any, tokenizer: Any, device: str) -> Any:
     bridge = TransformerBridge.boot_transformers(
         str(folder), hf_model=hf, tokenizer=tokenizer, device=device, dtype=torch.float32
     )
+    # The legacy hook names (blocks.L.hook_resid_post, ...) without any weight processing: activations stay
+    # those of the original model, so SAEs trained on either wrapper apply to both.
+    bridge.enable_compatibility_mode(disable_warnings=True, no_processing=True)
     return bridge
 
 
@@ -227,7 +231,9 @@ def _load_local(folder: Path, name: str, source: str, device: str, tl_name: str 
     hf.eval()
     tl_name = tl_name or _tl_table_name(hf.config)
     model = _wrap_hooked(hf, tokenizer, tl_name, device) if tl_name else _wrap_bridge(folder, hf, tokenizer, device)
-    weights_hash = (folder / ".complete").read_text().strip() if (folder / ".complete").exists() else _hash_weights(folder)
+    weights_hash = (
+        (folder / ".complete").read_text().strip() if (folder / ".complete").exists() else _hash_weights(folder)
+    )
     return LoadedModel(model, tokenizer, _identity(model, name, source, weights_hash))
 
 

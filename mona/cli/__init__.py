@@ -12,8 +12,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("demo", "embed", "select", "explain")
-
+SUBCOMMANDS = ("demo",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,5 @@
+import sys
+
+from mona.cli import main
+
+sys.exit(main())
