@@ -107,14 +107,15 @@ def test_quota_round_robin():
     assert split_quota(10, [1, 1, 1]) == [4, 3, 3]
 
 
-def test_greedy_coverage_hand_example_reaches_the_optimum():
+@pytest.mark.parametrize("algorithm", ["incremental", "lazy"])
+def test_greedy_coverage_hand_example_reaches_the_optimum(algorithm):
     sets = [{0, 1, 2, 3}, {0, 1}, {2, 3, 4}, {4, 5}, {5, 6, 7}]
     X = sp.lil_matrix((5, 8), dtype=np.float32)
     for i, s in enumerate(sets):
         for f in s:
             X[i, f] = 1.0 + f / 10
     X = X.tocsr()
-    picked = greedy_coverage(X, 3)
+    picked = greedy_coverage(X, 3, algorithm=algorithm)
     assert picked.rows.tolist() == [0, 4, 2]  # C and D tie on the last step: lower row wins
     assert picked.scores.tolist() == [4, 3, 1]
     best = max(len(set().union(*(sets[i] for i in c))) for c in itertools.combinations(range(5), 3))
@@ -122,7 +123,13 @@ def test_greedy_coverage_hand_example_reaches_the_optimum():
     assert [f["feature"] for f in picked.features[1]] == [7, 6, 5]  # newly covered, strongest first
     assert picked.features[2] == [{"feature": 4, "share": 1.0}]
     # a 4th pick: nothing new is coverable, so a second round starts from the remaining samples
-    assert greedy_coverage(X, 5).rows.tolist() == [0, 4, 2, 1, 3]  # B and D tie at 2 new: lower row
+    assert greedy_coverage(X, 5, algorithm=algorithm).rows.tolist() == [
+        0,
+        4,
+        2,
+        1,
+        3,
+    ]  # B and D tie at 2 new: lower row
 
 
 def naive_greedy(sets: list[set], n: int) -> list[int]:
@@ -138,12 +145,17 @@ def naive_greedy(sets: list[set], n: int) -> list[int]:
     return out
 
 
-def test_lazy_greedy_equals_naive_greedy():
+@pytest.mark.parametrize("algorithm", ["incremental", "lazy"])
+def test_greedy_equals_naive_greedy(algorithm):
     X = random_codes(300, 200, 0.03, 7)
     sets = [set(X.indices[X.indptr[i] : X.indptr[i + 1]].tolist()) for i in range(300)]
     ref = naive_greedy(sets, 40)
-    got = greedy_coverage(X, len(ref)).rows.tolist()
-    assert got == ref
+    got = greedy_coverage(X, len(ref), algorithm=algorithm)
+    assert got.rows.tolist() == ref
+    # beyond one round (coverage resets) both implementations still agree
+    a = greedy_coverage(X, 150, algorithm="incremental")
+    b = greedy_coverage(X, 150, algorithm="lazy")
+    assert a.rows.tolist() == b.rows.tolist() and a.features == b.features and a.info["rounds"] > 1
 
 
 def test_active_threshold():
@@ -201,3 +213,12 @@ def test_nait_recovers_the_principal_drift_axis():
     assert s.argsort()[::-1].tolist() == [0, 2, 3, 1]
     s_drift = nait_scores(pool.astype(np.float32), dirs.astype(np.float32), candidate="drift")
     np.testing.assert_allclose(s, s_drift)  # first-token activations are zero here
+
+
+def test_segment_sums_with_empty_rows():
+    from mona.select.similarity import segment_sums
+
+    values = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    indptr = np.array([0, 0, 2, 2, 4, 4])
+    assert segment_sums(values, indptr).tolist() == [0, 3, 0, 7, 0]
+    assert segment_sums(values[:0], np.array([0, 0, 0])).tolist() == [0, 0]

@@ -14,8 +14,12 @@ from mona.select import ArrayStore, SelectConfig, load_selection, select
 
 N, F, TOPIC = 400, 256, 20
 CLUSTER = np.arange(0, N, 10)  # 40 planted target-like rows spread through the pool
-MANIFEST = {"model": {"name": "m", "weights_hash": "aa"}, "hook": "blocks.1.hook_resid_post",
-            "sae": {"name": "s", "weights_hash": "bb"}, "pooling": "mean"}
+MANIFEST = {
+    "model": {"name": "m", "weights_hash": "aa"},
+    "hook": "blocks.1.hook_resid_post",
+    "sae": {"name": "s", "weights_hash": "bb"},
+    "pooling": "mean",
+}
 
 
 def _codes(n: int, topic: np.ndarray, rng: np.random.Generator) -> sp.csr_matrix:
@@ -36,15 +40,17 @@ def world():
     is_topic[CLUSTER] = True
     ids = [f"p{i}" for i in range(N)]
     pool = ArrayStore(ids, _codes(N, is_topic, rng), manifest={**MANIFEST, "mode": "sae"})
-    target = ArrayStore([f"t{i}" for i in range(15)], _codes(15, np.ones(15, bool), rng),
-                        manifest={**MANIFEST, "mode": "sae"})
+    target = ArrayStore(
+        [f"t{i}" for i in range(15)], _codes(15, np.ones(15, bool), rng), manifest={**MANIFEST, "mode": "sae"}
+    )
     # dense: a large constant direction shared by all + a topic direction for the cluster
     common, topic_dir = rng.normal(size=64) * 10, rng.normal(size=64)
     dense = common + rng.normal(size=(N, 64)) + 2.0 * is_topic[:, None] * topic_dir
     tdense = common + rng.normal(size=(15, 64)) + 2.0 * topic_dir
     dpool = ArrayStore(ids, dense_matrix=dense.astype(np.float32), manifest={**MANIFEST, "mode": "dense"})
-    dtarget = ArrayStore([f"t{i}" for i in range(15)], dense_matrix=tdense.astype(np.float32),
-                         manifest={**MANIFEST, "mode": "dense"})
+    dtarget = ArrayStore(
+        [f"t{i}" for i in range(15)], dense_matrix=tdense.astype(np.float32), manifest={**MANIFEST, "mode": "dense"}
+    )
     math = "solve equation integer sum divide multiply fraction percent remainder".split()
     other = "poem river castle recipe garden travel violin painting weather history novel".split()
 
@@ -52,15 +58,26 @@ def world():
         return " ".join(r.choice(words, k))
 
     samples = [
-        Sample(id=ids[i], messages=[{"role": "user", "content": text(math if is_topic[i] else other, 6, rng)},
-                                    {"role": "assistant", "content": text(other, 4 + i % 7, rng)}],
-               record={"id": ids[i], "instruction": f"q{i}", "domain": "math" if is_topic[i] else "other"})
+        Sample(
+            id=ids[i],
+            messages=[
+                {"role": "user", "content": text(math if is_topic[i] else other, 6, rng)},
+                {"role": "assistant", "content": text(other, 4 + i % 7, rng)},
+            ],
+            record={"id": ids[i], "instruction": f"q{i}", "domain": "math" if is_topic[i] else "other"},
+        )
         for i in range(N)
     ]
-    targets = [Sample(id=f"t{i}", messages=[{"role": "user", "content": text(math, 8, rng)},
-                                             {"role": "assistant", "content": "ok"}]) for i in range(15)]
-    return dict(pool=pool, target=target, dpool=dpool, dtarget=dtarget, samples=samples, targets=targets,
-                is_topic=is_topic)
+    targets = [
+        Sample(
+            id=f"t{i}",
+            messages=[{"role": "user", "content": text(math, 8, rng)}, {"role": "assistant", "content": "ok"}],
+        )
+        for i in range(15)
+    ]
+    return dict(
+        pool=pool, target=target, dpool=dpool, dtarget=dtarget, samples=samples, targets=targets, is_topic=is_topic
+    )
 
 
 def precision(sel, is_topic) -> float:
@@ -90,8 +107,14 @@ def test_dense_and_text_baselines_recover_planted_cluster(world):
     assert precision(sel, world["is_topic"]) >= 0.9
     for method in ("tfidf", "bm25"):
         for aggregate in ("prototype", "max"):
-            sel = select(None, n=40, method=method, aggregate=aggregate, pool_samples=world["samples"],
-                         target_samples=world["targets"])
+            sel = select(
+                None,
+                n=40,
+                method=method,
+                aggregate=aggregate,
+                pool_samples=world["samples"],
+                target_samples=world["targets"],
+            )
             assert precision(sel, world["is_topic"]) >= 0.9, (method, aggregate)
 
 
@@ -138,8 +161,9 @@ def test_several_target_sets(world):
     rng = np.random.default_rng(1)
     other_topic = np.zeros(N, bool)
     other_topic[5::10] = True
-    t2 = ArrayStore([f"u{i}" for i in range(10)], _codes(10, np.zeros(10, bool), rng),
-                    manifest={**MANIFEST, "mode": "sae"})
+    t2 = ArrayStore(
+        [f"u{i}" for i in range(10)], _codes(10, np.zeros(10, bool), rng), manifest={**MANIFEST, "mode": "sae"}
+    )
     sel = select(world["pool"], target=[world["target"], t2], n=20, targets="quota")
     assert sel.targets == [0, 1] * 10
     assert world["is_topic"][sel.rows[np.array(sel.targets) == 0]].all()
@@ -161,8 +185,11 @@ def test_bad_inputs_are_one_line_errors(world):
         select(world["pool"], target=empty, n=5)
     with pytest.raises(MonaError, match="needs target samples"):
         select(None, n=5, method="tfidf", pool_samples=world["samples"])
-    other = ArrayStore(world["target"].ids, world["target"].codes(),
-                       manifest={**MANIFEST, "mode": "sae", "sae": {"name": "s", "weights_hash": "cc"}})
+    other = ArrayStore(
+        world["target"].ids,
+        world["target"].codes(),
+        manifest={**MANIFEST, "mode": "sae", "sae": {"name": "s", "weights_hash": "cc"}},
+    )
     with pytest.raises(ArtifactMismatch, match="differ in sae"):
         select(world["pool"], target=other, n=5)
     with pytest.raises(MonaError, match="mode sae"):
@@ -231,9 +258,7 @@ def run_cli(argv: list[str]) -> int:
 
 def test_cli_text_method(world, tmp_path, capsys):
     def dump(samples, path):
-        path.write_text(
-            "".join(json.dumps({**s.record, "id": s.id, "messages": s.messages}) + "\n" for s in samples)
-        )
+        path.write_text("".join(json.dumps({**s.record, "id": s.id, "messages": s.messages}) + "\n" for s in samples))
 
     dump(world["samples"], tmp_path / "pool.jsonl")
     dump(world["targets"], tmp_path / "t.jsonl")

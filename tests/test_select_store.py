@@ -27,8 +27,10 @@ def tiny_sae(d_in: int = 32, d_sae: int = 64, k: int = 6, seed: int = 0):
 
 
 def records(prefix: str, n: int, topic: str) -> list[dict]:
-    return [{"id": f"{prefix}{i}", "instruction": f"{topic} {i}", "output": f"{topic} answer " * (i % 3 + 1)}
-            for i in range(n)]
+    return [
+        {"id": f"{prefix}{i}", "instruction": f"{topic} {i}", "output": f"{topic} answer " * (i % 3 + 1)}
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +83,22 @@ def test_cli_on_stores(stores, tmp_path, capsys):
 
     parser = argparse.ArgumentParser(prog="mona")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["select", "--pool", str(stores["root"] / "pool"), "--target",
-                              str(stores["root"] / "target"), "-n", "5", "--out", str(tmp_path / "o"),
-                              "--aggregate", "max", "--binarize"])
+    args = parser.parse_args(
+        [
+            "select",
+            "--pool",
+            str(stores["root"] / "pool"),
+            "--target",
+            str(stores["root"] / "target"),
+            "-n",
+            "5",
+            "--out",
+            str(tmp_path / "o"),
+            "--aggregate",
+            "max",
+            "--binarize",
+        ]
+    )
     assert args.func(args) == 0
     back = load_selection(tmp_path / "o")
     assert len(back) == 5 and back.config.binarize and back.matches[0].startswith("t")

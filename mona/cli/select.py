@@ -22,6 +22,7 @@ _FLAGS = (
     "top_features",
     "nait_candidate",
     "sim_threshold",
+    "coverage_algorithm",
     "simscale_order",
     "mmr_lambda",
     "mmr_candidates",
@@ -63,6 +64,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--top-features", type=int, help="contributing features recorded per pick (default: 10)")
     p.add_argument("--nait-candidate", choices=("last", "drift"), help="NAIT candidate activation (default: last)")
     p.add_argument("--nait-layers", help="NAIT layers, comma separated (default: all)")
+    p.add_argument("--coverage-algorithm", choices=("incremental", "lazy"), help="greedy-coverage implementation")
     p.add_argument("--sim-threshold", type=float, help="simscale: drop above this Jaccard (default: 0.5)")
     p.add_argument("--simscale-order", choices=("features", "random"), help="simscale visit order")
     p.add_argument("--mmr-lambda", type=float, help="mmr relevance weight λ (default: 0.7)")

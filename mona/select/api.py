@@ -196,7 +196,7 @@ def _diversity(method: str, pm: PoolMatrices | None, pool_samples: Any, cfg: Sel
         require_mode(pm.store, ("sae",), method)
         X = pm.codes()
         if method == "greedy-coverage":
-            return greedy_coverage(X, n, cfg.active_threshold, cfg.top_features)
+            return greedy_coverage(X, n, cfg.active_threshold, cfg.top_features, cfg.coverage_algorithm)
         p = simscale(X, n, cfg.active_threshold, cfg.sim_threshold, cfg.simscale_order, cfg.seed)
         p.features = own_features(X, p.rows, cfg.top_features)
         return p

@@ -78,6 +78,9 @@ class SelectConfig:
     nait_center: bool = True
     """NAIT: centre the target drifts before taking their first principal component (standard PCA)."""
 
+    coverage_algorithm: Literal["incremental", "lazy"] = "incremental"
+    """``greedy-coverage``: exact incremental gains with an arg-max per pick, or lazy greedy over a heap of stale
+    gains. Both give the same picks; see docs/select.md for when each is faster."""
     sim_threshold: float = 0.5
     """``simscale``: drop a sample whose Jaccard similarity of active-feature sets to a kept one exceeds this."""
     simscale_order: Literal["features", "random"] = "features"
@@ -112,6 +115,7 @@ class SelectConfig:
         _choice("targets", self.targets, ("merge", "quota"))
         _choice("nait_candidate", self.nait_candidate, ("last", "drift"))
         _choice("simscale_order", self.simscale_order, ("features", "random"))
+        _choice("coverage_algorithm", self.coverage_algorithm, ("incremental", "lazy"))
         if self.quotas is not None:
             self.quotas = tuple(float(q) for q in self.quotas)
             if not self.quotas or min(self.quotas) < 0 or sum(self.quotas) <= 0:

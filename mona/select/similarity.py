@@ -27,11 +27,16 @@ CHUNK_NNZ = 1 << 23  # ~8M non-zeros per chunk: ~100 MB of temporaries
 
 
 def segment_sums(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    """Per-row sums of CSR-ordered ``values`` (float64; empty rows give 0)."""
-    cs = np.empty(len(values) + 1, dtype=np.float64)
-    cs[0] = 0.0
-    np.cumsum(values, dtype=np.float64, out=cs[1:])
-    return cs[indptr[1:]] - cs[indptr[:-1]]
+    """Per-row sums of CSR-ordered ``values`` (empty rows give 0), as float64."""
+    indptr = np.asarray(indptr)
+    out = np.zeros(len(indptr) - 1, dtype=np.float64)
+    nonempty = indptr[1:] > indptr[:-1]
+    if nonempty.any():
+        base = indptr[0]
+        # reduceat sums values[start_i : start_{i+1}]; empty rows add nothing between two starts, so only the
+        # non-empty rows' starts are passed (reduceat gives a wrong value for an empty segment)
+        out[nonempty] = np.add.reduceat(values[: indptr[-1] - base], indptr[:-1][nonempty] - base)
+    return out
 
 
 def row_chunks(indptr: np.ndarray, chunk_nnz: int = CHUNK_NNZ) -> list[tuple[int, int]]:

@@ -1,0 +1,181 @@
+"""Selection-stage benchmark on synthetic pooled SAE embeddings, printed as a BENCHMARKS.md snippet.
+
+Run: ``python benchmarks/bench_select.py [--pool 1000000] [--coverage-pool 100000] [--out benchmarks/bench_select.md]``
+
+Synthetic data with realistic sparsity: F = 16,384 features, about 100–300 distinct non-zeros per row
+(mean ~200), feature ids drawn from a Zipf(1) law over a random permutation of the features (a few features fire
+in almost every sample, most are rare, as in real pooled codes), values log-normal. The target set (500 rows)
+draws from a Zipf law over a different permutation, so its prototype differs from the pool's mean.
+
+Measured (each ``--repeats`` times, min and median wall time; the machine may be shared):
+
+1. ``mona`` on ``--pool`` rows: weighted Jaccard of every row to the target prototype, top 5 % (``select()``
+   end to end: scoring, stable top-n, top-10 contributing features of every pick); the same with cosine and with
+   ``binarize=True`` (binary activation states against the target's feature-frequency profile); scoring alone.
+2. ``greedy-coverage`` of 5 % of ``--coverage-pool`` rows (lazy greedy), ``simscale`` (5 %, threshold 0.5),
+   ``kcenter`` and ``mmr`` (500 picks) on the same rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+F = 16_384
+
+
+def synthetic_codes(n: int, seed: int, perm_seed: int, chunk: int = 50_000) -> sp.csr_matrix:
+    """(n, F) float32 CSR, canonical (sorted, no duplicates), 150–450 Zipf(1) draws per row (about 100–300 distinct)."""
+    rng = np.random.default_rng(seed)
+    perm = np.random.default_rng(perm_seed).permutation(F)
+    p = 1.0 / np.arange(1, F + 1)
+    cdf = np.cumsum(p / p.sum())
+    blocks = []
+    for a in range(0, n, chunk):
+        rows = min(chunk, n - a)
+        counts = rng.integers(150, 451, size=rows)  # 150–450 Zipf draws: ~100–300 distinct features (mean ~200)
+        idx = perm[np.minimum(np.searchsorted(cdf, rng.random(int(counts.sum()))), F - 1)].astype(np.int32)
+        vals = rng.lognormal(-2.0, 1.0, idx.size).astype(np.float32)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        m = sp.csr_matrix((vals, idx, indptr), shape=(rows, F))
+        m.sum_duplicates()
+        blocks.append(m)
+    return sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+
+
+def timed(fn, repeats: int) -> tuple[float, float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), statistics.median(times), out
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = os.getloadavg()[0]
+    py = platform.python_version()
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GB RAM, load average {load:.1f} at start, Python {py}"
+
+
+def bench_target_scoring(args: argparse.Namespace, report) -> object:
+    from mona.select import ArrayStore, SelectConfig, select
+    from mona.select.similarity import jaccard_to_vector
+
+    # ---- 1. target scoring on a large pool ----
+    t = time.perf_counter()
+    X = synthetic_codes(args.pool, seed=0, perm_seed=0)
+    T = synthetic_codes(500, seed=1, perm_seed=1)
+    nnz_row = X.nnz / X.shape[0]
+    print(
+        f"generated {X.shape[0]:,} x {F:,} ({X.nnz:,} non-zeros, {nnz_row:.0f}/row) in {time.perf_counter() - t:.1f} s",
+        flush=True,
+    )
+    ids = [f"s{i}" for i in range(X.shape[0])]
+    pool = ArrayStore(ids, X, manifest={"mode": "sae"})
+    target = ArrayStore([f"t{i}" for i in range(T.shape[0])], T, manifest={"mode": "sae"})
+    size = f"{X.shape[0]:,} rows, {nnz_row:.0f} nnz/row"
+    proto = np.asarray(T.mean(axis=0), dtype=np.float32).ravel()
+    tmin, tmed, _ = timed(lambda: jaccard_to_vector(X, proto), args.repeats)
+    report("weighted Jaccard scores only (all rows)", size, tmin, tmed)
+    for label, kw in (
+        ("mona select 5 % (Jaccard, prototype)", {}),
+        ("mona select 5 % (cosine, prototype)", {"similarity": "cosine"}),
+        ("mona select 5 % (binarize: frequency profile)", {"binarize": True}),
+    ):
+        cfg = SelectConfig(method="mona", ratio=0.05, **kw)
+        tmin, tmed, sel = timed(lambda cfg=cfg: select(pool, target=target, config=cfg), args.repeats)
+        report(label, size, tmin, tmed, f"{len(sel):,} picks + top-10 features each")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pool", type=int, default=1_000_000)
+    ap.add_argument("--coverage-pool", type=int, default=100_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "bench_select.md")
+    args = ap.parse_args(argv)
+
+    from mona.select import ArrayStore, SelectConfig, select
+
+    header = machine()
+    print(header, flush=True)
+    rows: list[tuple[str, str, float, float, str]] = []
+
+    def report(task: str, size: str, tmin: float, tmed: float, note: str = "") -> None:
+        rows.append((task, size, tmin, tmed, note))
+        print(f"{task:<48} {size:<22} min {tmin:8.2f} s  median {tmed:8.2f} s  {note}", flush=True)
+
+    target = bench_target_scoring(args, report)
+
+    # ---- 2. diversity methods ----
+    Xc = synthetic_codes(args.coverage_pool, seed=2, perm_seed=0)
+    cpool = ArrayStore([f"c{i}" for i in range(Xc.shape[0])], Xc, manifest={"mode": "sae"})
+    size = f"{Xc.shape[0]:,} rows, {Xc.nnz / Xc.shape[0]:.0f} nnz/row"
+    for label, kw, reps in (
+        ("greedy-coverage 5 % (incremental)", {"method": "greedy-coverage", "ratio": 0.05}, args.repeats),
+        (
+            "greedy-coverage 5 % (lazy heap)",
+            {"method": "greedy-coverage", "ratio": 0.05, "coverage_algorithm": "lazy"},
+            1,
+        ),
+        ("simscale 5 % (Jaccard of active sets > 0.5)", {"method": "simscale", "ratio": 0.05}, 1),
+        ("kcenter 500 picks (cosine, sparse mat-vec)", {"method": "kcenter", "n": 500}, 1),
+        ("mmr 500 picks (λ=0.7, 5,000 candidates)", {"method": "mmr", "n": 500}, 1),
+    ):
+        cfg = SelectConfig(**kw)
+        tgt = target if kw["method"] == "mmr" else None
+        tmin, tmed, sel = timed(lambda cfg=cfg, tgt=tgt: select(cpool, target=tgt, config=cfg), reps)
+        note = f"{len(sel):,} picks"
+        mi = sel.info.get("method_info", {})
+        if "rounds" in mi:
+            note += f", {mi['rounds']} coverage rounds"
+        if "evaluations" in mi:
+            note += f", {mi['evaluations']:,} gain evaluations"
+        report(label, size, tmin, tmed, note)
+
+    date = dt.date.today().isoformat()
+    cmd = "python benchmarks/bench_select.py" + (" " + " ".join(argv) if argv else "")
+    lines = [
+        "## Selection (`mona.select`)",
+        "",
+        f"Command: `{cmd}` — {date} — {header}.",
+        "",
+        f"Synthetic pooled SAE codes: {F:,} features, ~100–300 (mean ~200) Zipf-distributed non-zeros per row, "
+        "log-normal values; target = 500 rows from another Zipf permutation. Wall time of `select()` end to end "
+        f"unless noted; min and median of {args.repeats} runs (1 run for lazy coverage, simscale, kcenter, mmr).",
+        "",
+        "| task | data | min (s) | median (s) | notes |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
+    lines += [f"| {a} | {b} | {c:.2f} | {d:.2f} | {e} |" for a, b, c, d, e in rows]
+    text = "\n".join(lines) + "\n"
+    args.out.write_text(text)
+    print(f"\nwrote {args.out}\n\n{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
