@@ -198,6 +198,10 @@ def binarize_codes(mat: sp.csr_matrix, threshold: float) -> sp.csr_matrix:
     """1 where the code is above ``threshold``, structurally sparse elsewhere."""
     mat = sp.csr_matrix(mat, copy=False)
     keep = mat.data > threshold
-    kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-    indptr = kept[mat.indptr]
+    if keep.all():  # the usual case for threshold 0: same structure, values 1
+        return sp.csr_matrix((np.ones(mat.nnz, np.float32), mat.indices, mat.indptr), shape=mat.shape)
+    from mona.select.similarity import segment_sums
+
+    per_row = segment_sums(keep.astype(np.int32), mat.indptr).astype(np.int64)
+    indptr = np.concatenate([[0], np.cumsum(per_row, dtype=np.int64)])
     return sp.csr_matrix((np.ones(int(indptr[-1]), np.float32), mat.indices[keep], indptr), shape=mat.shape)

@@ -108,15 +108,17 @@ def cosine_to_vector(X: sp.csr_matrix | np.ndarray, t: Float[np.ndarray, " F"]) 
     tn = float(np.linalg.norm(t))
     if sp.issparse(X):
         X = sp.csr_matrix(X, copy=False)
-        dots = np.empty(X.shape[0], np.float64)
+        t32 = t.astype(np.float32)
 
         def chunk(a: int, b: int) -> np.ndarray:
             lo, hi = X.indptr[a], X.indptr[b]
-            return segment_sums(X.data[lo:hi] * t[X.indices[lo:hi]], X.indptr[a : b + 1] - lo)
+            vals, local = X.data[lo:hi], X.indptr[a : b + 1] - lo
+            dots = segment_sums(vals * t32[X.indices[lo:hi]], local)
+            norms = np.sqrt(segment_sums(vals * vals, local)) * tn
+            return np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0)
 
-        dots = _map_chunks(chunk, X, dots, "cosine")
-    else:
-        dots = np.asarray(X, dtype=np.float64) @ t
+        return _map_chunks(chunk, X, np.empty(X.shape[0], np.float64), "cosine")
+    dots = np.asarray(X, dtype=np.float64) @ t
     norms = row_norms(X) * tn
     return np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0)
 
