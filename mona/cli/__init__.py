@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("demo",)
+SUBCOMMANDS = ("demo", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
