@@ -11,7 +11,6 @@ import scipy.sparse as sp
 from mona.explain import ExplainConfig, coverage, enrichment, explain, load_explanation
 from mona.select import ArrayStore, select
 
-
 HOOK = "blocks.1.hook_resid_post"
 
 
