@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("demo", "explain")
+SUBCOMMANDS = ("demo", "embed", "select", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
