@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         pool_samples=pool_samples,
         target_samples=target_samples or None,
     )
+    if args.pool_samples:  # lets explain/report show the pool's domain mix without being told the file again
+        selection.info["pool_samples"] = str(Path(args.pool_samples).resolve())
     out = selection.save(args.out)
     counts, timing = selection.info["counts"], selection.info["timing"]
     print(
