@@ -1,0 +1,260 @@
+"""Loading sparse autoencoders (sae-lens ``SAE`` objects) and checking them against a model.
+
+:func:`load_sae` takes a spec:
+
+* ``"default"``: the SAE shipped in ``mona/assets/saes/`` for the default model (Gemma 3 270M, layer 6);
+* a local sae-lens folder (``cfg.json`` + ``sae_weights.safetensors``, what ``mona-sae train`` writes and
+  ``SAE.save_model`` produces), read with ``SAE.load_from_disk``;
+* a local sparsify folder (``cfg.json`` + ``sae.safetensors``, named ``layers.<L>``), or ``sparsify:<dir>``,
+  converted on load by sae-lens's sparsify converter;
+* ``"registry:<release>/<sae_id>"``: ``SAE.from_pretrained(release, sae_id)`` from sae-lens's registry (needs a
+  hub; e.g. ``registry:gemma-scope-2-270m-pt-res/layer_5_width_16k_l0_small``).
+
+Local SAEs are checked against the model from their ``cfg.json`` alone, before the weights are read and long
+before any forward pass: ``d_in`` must equal the model's ``d_model`` and the SAE's hook must be the requested
+one and exist in the model; otherwise :class:`mona.errors.ArtifactMismatch` says which in one line. Weights
+are always loaded as float32 (the shipped SAE stores float16; sae-lens converts to the cfg dtype on load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from mona.errors import ArtifactMismatch, ModelError
+from mona.models import LoadedModel, hook_layer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAE_NAME = "gemma-3-270m-l6-topk-4k"
+"""Folder name of the shipped default SAE under ``mona/assets/saes/``."""
+DEFAULT_SAE_HOOK = "blocks.6.hook_resid_post"
+"""Hook the default SAE reads (layer 6 residual stream of Gemma 3 270M)."""
+ASSETS_DIR = Path(__file__).parent / "assets" / "saes"
+
+SAE_CFG = "cfg.json"
+SAE_WEIGHTS = "sae_weights.safetensors"
+SPARSIFY_WEIGHTS = "sae.safetensors"
+
+
+@dataclass(frozen=True)
+class SAEIdentity:
+    """What an SAE is, for manifests: equal identities mean interchangeable codes."""
+
+    name: str
+    """Short name: the folder name, ``default``'s asset name, or ``release/sae_id``."""
+    source: str
+    """``builtin:<name>``, ``local:<dir>``, ``sparsify:<dir>`` or ``registry:<release>/<sae_id>``."""
+    weights_hash: str
+    """sha256 of the weights (first 16 hex digits)."""
+    hook: str
+    d_in: int
+    d_sae: int
+    architecture: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadedSAE:
+    """An sae-lens SAE in eval mode with its identity."""
+
+    sae: Any
+    identity: SAEIdentity
+
+    @property
+    def d_sae(self) -> int:
+        return self.identity.d_sae
+
+    @property
+    def hook(self) -> str:
+        return self.identity.hook
+
+    @torch.no_grad()
+    def encode(self, x: Float[Tensor, "N d"]) -> Float[Tensor, "N F"]:
+        """Feature activations of residual vectors (``sae.encode``, float32, no grad)."""
+        return self.sae.encode(x.to(device=self.sae.W_enc.device, dtype=self.sae.W_enc.dtype)).float()
+
+    @torch.no_grad()
+    def decode(self, codes: Float[Tensor, "N F"]) -> Float[Tensor, "N d"]:
+        """Reconstruction of residual vectors from feature activations."""
+        return self.sae.decode(codes.to(device=self.sae.W_dec.device, dtype=self.sae.W_dec.dtype)).float()
+
+
+def default_sae_dir() -> Path:
+    return ASSETS_DIR / DEFAULT_SAE_NAME
+
+
+def sae_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``metadata`` block of a local sae-lens folder's ``cfg.json`` (model, hook, ...), without loading weights.
+
+    Older flat configs (``hook_name`` at the top level) are read too.
+    """
+    cfg = _read_cfg(Path(path))
+    meta = dict(cfg.get("metadata") or {})
+    for key in ("hook_name", "model_name", "context_size", "prepend_bos"):
+        if key not in meta and key in cfg:
+            meta[key] = cfg[key]
+    return meta
+
+
+def _read_cfg(path: Path) -> dict[str, Any]:
+    cfg_path = path / SAE_CFG
+    if not cfg_path.exists():
+        raise ArtifactMismatch(f"{path} is not an SAE folder (no {SAE_CFG})")
+    try:
+        return json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactMismatch(f"{cfg_path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _state_hash(sae: Any) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(sae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _validate(where: str, d_in: int, sae_hook: str | None, model: LoadedModel | None, hook: str | None,
+              meta: dict[str, Any] | None = None) -> str:
+    """Check an SAE's d_in and hook against the request and the model; return the SAE's hook."""
+    if not sae_hook:
+        if hook is None:
+            raise ArtifactMismatch(f"SAE {where} does not record its hook; pass the hook it was trained on")
+        sae_hook = hook
+    if hook is not None and hook != sae_hook:
+        raise ArtifactMismatch(f"SAE {where} was trained on hook {sae_hook!r}, but hook {hook!r} was requested")
+    if model is not None:
+        if d_in != model.d_model:
+            raise ArtifactMismatch(
+                f"SAE {where} has d_in={d_in}, but model {model.identity.name} has d_model={model.d_model}"
+            )
+        try:
+            layer = hook_layer(sae_hook)
+        except ModelError:
+            layer = None
+        if layer is not None and layer >= model.n_layers:
+            raise ArtifactMismatch(
+                f"SAE {where} reads hook {sae_hook!r} (layer {layer}), but model {model.identity.name} has "
+                f"{model.n_layers} layers"
+            )
+        trained = (meta or {}).get("model_identity") or {}
+        want, have = trained.get("weights_hash"), model.identity.weights_hash
+        if want and have and "unknown" not in (want, have) and want != have:
+            log.warning("SAE %s was trained on model weights %s (%s), this model's weights are %s (%s)", where,
+                        want, trained.get("name"), have, model.identity.name)
+    return sae_hook
+
+
+def load_sae(spec: str | Path = "default", *, model: LoadedModel | None = None, hook: str | None = None,
+             device: str = "cpu") -> LoadedSAE:
+    """Load an SAE (see the module docstring for specs) and check it against ``model`` and ``hook``."""
+    text = str(spec)
+    if text == "default":
+        path = default_sae_dir()
+        if not (path / SAE_WEIGHTS).exists():
+            raise ModelError(f"the default SAE is missing from this install ({path}); train one with `mona-sae train`")
+        return _load_folder(path, f"builtin:{DEFAULT_SAE_NAME}", DEFAULT_SAE_NAME, model, hook, device)
+    if text.startswith("registry:"):
+        return _load_registry(text[len("registry:"):], model, hook, device)
+    if text.startswith("sparsify:"):
+        return _load_sparsify(Path(text[len("sparsify:"):]).expanduser(), model, hook, device)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ModelError(
+            f"SAE {text!r} not found: expected 'default', a folder with {SAE_CFG} + {SAE_WEIGHTS}, "
+            f"'sparsify:<dir>' or 'registry:<release>/<sae_id>'"
+        )
+    if not (path / SAE_WEIGHTS).exists() and (path / SPARSIFY_WEIGHTS).exists():
+        return _load_sparsify(path, model, hook, device)
+    if not (path / SAE_WEIGHTS).exists():
+        raise ArtifactMismatch(f"{path} is not an SAE folder (no {SAE_WEIGHTS})")
+    return _load_folder(path, f"local:{path.resolve()}", path.resolve().name, model, hook, device)
+
+
+def _load_folder(path: Path, source: str, name: str, model: LoadedModel | None, hook: str | None,
+                 device: str) -> LoadedSAE:
+    from sae_lens import SAE
+
+    cfg = _read_cfg(path)
+    meta = sae_metadata(path)
+    if "d_in" not in cfg or "d_sae" not in cfg:
+        raise ArtifactMismatch(f"{path / SAE_CFG} lacks d_in/d_sae; not an sae-lens SAE config")
+    sae_hook = _validate(str(path), int(cfg["d_in"]), meta.get("hook_name"), model, hook, meta)
+    try:
+        sae = SAE.load_from_disk(path, device=device, dtype="float32")
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ArtifactMismatch(f"{path}: sae-lens cannot load this SAE ({str(exc).splitlines()[0]})") from None
+    sae.eval()
+    identity = SAEIdentity(name, source, _file_hash(path / SAE_WEIGHTS), sae_hook, int(sae.cfg.d_in),
+                           int(sae.cfg.d_sae), sae.cfg.architecture())
+    return LoadedSAE(sae, identity)
+
+
+def _load_sparsify(path: Path, model: LoadedModel | None, hook: str | None, device: str) -> LoadedSAE:
+    from sae_lens import SAE
+    from sae_lens.loading.pretrained_sae_loaders import sparsify_disk_loader
+
+    cfg = _read_cfg(path)
+    if not (path / SPARSIFY_WEIGHTS).exists():
+        raise ArtifactMismatch(f"{path} is not a sparsify SAE folder (no {SPARSIFY_WEIGHTS})")
+    d_in = int(cfg["d_in"]) if "d_in" in cfg else None
+    try:
+        layer = int(path.name.split(".")[-1].split("_")[-1])
+        sae_hook = f"blocks.{layer}.hook_resid_post"
+    except ValueError:
+        sae_hook = None
+    if d_in is not None:
+        _validate(str(path), d_in, sae_hook, model, hook)
+    def converter(folder: Any, device: str = "cpu", cfg_overrides: dict[str, Any] | None = None) -> Any:
+        cfg_dict, state = sparsify_disk_loader(folder, device=device, cfg_overrides=cfg_overrides)
+        # sparsify stores W_dec as (latents, d_in) like sae-lens; the converter transposes it regardless
+        w_dec, d_sae = state["W_dec"], int(cfg_dict["d_sae"])
+        if w_dec.shape[0] != d_sae and w_dec.shape[1] == d_sae:
+            state["W_dec"] = w_dec.T.contiguous()
+        return cfg_dict, state
+
+    try:
+        sae = SAE.load_from_disk(path, device=device, dtype="float32", converter=converter)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ArtifactMismatch(f"{path}: not a sparsify SAE folder sae-lens can convert ({exc})") from None
+    sae.eval()
+    sae_hook = _validate(str(path), int(sae.cfg.d_in), sae.cfg.metadata.hook_name, model, hook)
+    identity = SAEIdentity(path.resolve().name, f"sparsify:{path.resolve()}", _file_hash(path / SPARSIFY_WEIGHTS),
+                           sae_hook, int(sae.cfg.d_in), int(sae.cfg.d_sae), sae.cfg.architecture())
+    return LoadedSAE(sae, identity)
+
+
+def _load_registry(ref: str, model: LoadedModel | None, hook: str | None, device: str) -> LoadedSAE:
+    from sae_lens import SAE
+
+    release, _, sae_id = ref.partition("/")
+    if not release or not sae_id:
+        raise ModelError(f"registry SAE spec {ref!r} must be 'registry:<release>/<sae_id>'")
+    try:
+        sae = SAE.from_pretrained(release, sae_id, device=device, dtype="float32")
+    except Exception as exc:  # hub or registry errors come in many types
+        raise ModelError(f"cannot load registry SAE {release}/{sae_id}: {str(exc).splitlines()[0][:200]}") from None
+    sae.eval()
+    sae_hook = _validate(f"{release}/{sae_id}", int(sae.cfg.d_in), sae.cfg.metadata.hook_name, model, hook)
+    identity = SAEIdentity(f"{release}/{sae_id}", f"registry:{release}/{sae_id}", _state_hash(sae), sae_hook,
+                           int(sae.cfg.d_in), int(sae.cfg.d_sae), sae.cfg.architecture())
+    return LoadedSAE(sae, identity)
