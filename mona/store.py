@@ -325,8 +325,13 @@ def _as_csr(arrays: dict[str, np.ndarray], width: int, mode: str) -> sp.csr_matr
     )
 
 
-def open_store(path: str | Path, *, verify: bool = True, allow_incomplete: bool = False) -> Store:
-    """Open a store folder; shards are checksum-verified as they are read unless ``verify=False``."""
+def open_store(path: str | Path, *, verify: bool = True, allow_incomplete: bool = False,
+               expect: dict[str, Any] | None = None) -> Store:
+    """Open a store folder; shards are checksum-verified as they are read unless ``verify=False``.
+
+    ``expect``: manifest entries the caller requires, e.g. ``{"model": identity.to_dict(), "pooling": "mean"}``;
+    any difference raises :class:`ArtifactMismatch` naming it.
+    """
     path = Path(path)
     if not (path / MANIFEST).exists():
         raise MonaError(f"{path} is not an embedding store (no {MANIFEST}); create one with `mona embed`")
@@ -335,6 +340,10 @@ def open_store(path: str | Path, *, verify: bool = True, allow_incomplete: bool 
         raise ArtifactMismatch(
             f"store {path} has format {manifest.get('store_format')}, this mona reads format {STORE_FORMAT}"
         )
+    if expect:
+        diff = first_difference({k: manifest.get(k) for k in expect}, dict(expect))
+        if diff:
+            raise ArtifactMismatch(f"store {path} does not match what was asked for ({diff})")
     store = Store(path, manifest, verify)
     if not allow_incomplete:
         store._require_complete()

@@ -185,3 +185,6 @@ def test_compatibility_between_stores(reference, tiny, sae, samples, tmp_path):
                   out_dir=tmp_path / "b", progress=False)
     with pytest.raises(ArtifactMismatch, match="pooling"):
         pool.check_compatible(other)
+    assert open_store(reference, expect={"pooling": "mean", "model": tiny.identity.to_dict()}).n == N
+    with pytest.raises(ArtifactMismatch, match="pooling: store has \"mean\", requested \"max\""):
+        open_store(reference, expect={"pooling": "max"})
