@@ -217,7 +217,8 @@ def markdown(res: dict, rss: list[dict], argv: list[str]) -> str:
     ]
     if rss:
         lines += [
-            "Peak RSS of `embed` (fresh process per size; tiny random 2-layer d_model 32 model + 2048-wide TopK SAE (k=16), "
+            "Peak RSS of `embed` (fresh process per size; tiny random 2-layer d_model 32 model + "
+            "2048-wide TopK SAE (k=16), "
             "short synthetic samples, shard_size 1024 — measures the store machinery, not the model):",
             "",
             "| samples | peak RSS (MB) | RSS before embed (MB) | seconds |",

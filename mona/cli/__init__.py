@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("demo", "embed", "select", "explain")
+SUBCOMMANDS = ("demo", "stats", "embed", "select", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,42 +1,97 @@
-"""``mona demo``: the main job on the embedded default model."""
+"""``mona demo``: the whole pipeline on the embedded default model, offline.
+
+1. builds the demo pool (mixed-domain, labelled) and the demo targets from registry packages,
+2. embeds pool and target with the default model and the shipped default SAE (cached, resumable),
+3. selects 5% of the pool toward the target with MONA, and a diversity subset with SAE feature coverage,
+4. explains both selections (features behind each pick, enriched features, coverage),
+5. writes a self-contained HTML report for each, and prints where everything is.
+
+Every stage writes its artifacts under ``--out``; a second run reuses them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
-from importlib.resources import files
 from pathlib import Path
 
-DEMO_SAMPLES = Path(str(files("mona").joinpath("assets/demo/samples.jsonl")))
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="run the main job on the embedded default model and demo data")
-    p.add_argument("--model", default="gemma-3-270m", help="model name or local HF folder (default: %(default)s)")
-    p.add_argument("--input", type=Path, default=DEMO_SAMPLES, help="instruction samples (jsonl/json/parquet)")
-    p.add_argument("--layers", default="0,3,6,9,12,15,17", help="comma-separated layers for the statistics")
+    p = subparsers.add_parser("demo", help="run the whole pipeline on the embedded default model and demo data")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: %(default)s)")
+    p.add_argument("--pool-size", type=int, default=2000, help="demo pool samples (default: %(default)s)")
+    p.add_argument("--target", default="math", help="demo target: math, code, science, reasoning")
+    p.add_argument("--target-size", type=int, default=None, help="use only this many target samples (default: all)")
+    p.add_argument("--ratio", type=float, default=0.05, help="share of the pool to select (default: %(default)s)")
+    p.add_argument("--max-tokens", type=int, default=256, help="truncate samples to this many tokens")
+    p.add_argument("--label-samples", type=int, default=300, help="pool samples used for feature labels")
+    p.add_argument("--model", default="gemma-3-270m")
+    p.add_argument("--sae", default="default")
     p.set_defaults(func=run)
 
 
+def _stage(name: str, start: float) -> None:
+    print(f"[{time.time() - start:6.0f} s] {name}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
-    from mona.activations import ActivationConfig, layer_statistics
+    from mona import datasets
     from mona.data import load_samples
+    from mona.embed import EmbedConfig, embed
+    from mona.explain import explain
+    from mona.labels import LabelConfig, compute_labels
     from mona.models import load_model
+    from mona.report import render_report
+    from mona.saes import load_sae
+    from mona.select import SelectConfig, select
 
     start = time.time()
-    samples = load_samples(args.input)  # bad input fails before the model is loaded
-    loaded = load_model(args.model)
-    layers = [int(x) for x in args.layers.split(",")]
-    rows = layer_statistics(loaded, samples, layers, ActivationConfig(max_tokens=512))
-    print(
-        f"\nmodel {loaded.identity.name} ({loaded.identity.source}, {loaded.n_layers} layers, d_model "
-        f"{loaded.d_model}); {len(samples)} samples from {args.input}"
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    pool_path = datasets.build_demo_pool(n=args.pool_size, seed=0)
+    target_path = datasets.build_demo_targets(seed=0, split="all")[args.target]
+    pool, target = load_samples(pool_path), load_samples(target_path, limit=args.target_size)
+    hits = datasets.TARGET_DOMAINS[args.target]
+    base_rate = sum(s.record["domain"] in hits for s in pool) / len(pool)
+    _stage(f"demo data: pool {len(pool)} samples ({base_rate:.0%} {args.target}), target {len(target)}", start)
+
+    model = load_model(args.model)
+    sae = load_sae(args.sae, model=model)
+    _stage(f"model {model.identity.name}, SAE {sae.identity.name} ({sae.identity.d_sae} features at {sae.hook})", start)
+    config = EmbedConfig(max_tokens=args.max_tokens)
+    pool_store = embed(pool, model=model, sae=sae, config=config, out_dir=out / "stores" / "pool")
+    target_store = embed(target, model=model, sae=sae, config=config, out_dir=out / "stores" / f"target-{args.target}")
+    _stage("embedded pool and target", start)
+
+    labels = compute_labels(
+        pool[: args.label_samples], model=model, sae=sae, config=LabelConfig(max_tokens=args.max_tokens)
     )
-    print(f"{'layer':>5} {'tokens':>7} {'|resid| mean':>13} {'|resid| std':>12} {'mean-dir energy':>16}")
-    for r in rows:
-        print(
-            f"{r['layer']:>5} {r['tokens']:>7} {r['norm_mean']:>13.2f} {r['norm_std']:>12.2f} "
-            f"{r['mean_direction_energy']:>16.3f}"
-        )
-    print(f"done in {time.time() - start:.1f} s")
+    _stage("feature labels", start)
+
+    runs = {
+        f"mona-{args.target}": (SelectConfig(method="mona", ratio=args.ratio), target_store),
+        "diversity": (SelectConfig(method="greedy-coverage", ratio=args.ratio), None),
+    }
+    summary = []
+    for name, (cfg, tstore) in runs.items():
+        folder = out / "selections" / name
+        selection = select(pool_store, target=tstore, config=cfg, pool_samples=pool)
+        selection.info["pool_samples"] = str(Path(pool_path).resolve())
+        selection.save(folder)
+        ex = explain(folder, pool_store=pool_store, target_stores=tstore, pool_samples=pool)
+        report = render_report(folder, explanation=ex, labels=labels, pool_samples=pool)
+        domains = [r["domain"] for r in selection.records]
+        precision = sum(d in hits for d in domains) / len(domains)
+        summary.append((name, cfg.method, len(selection), precision, len(set(domains)), folder, report))
+        _stage(f"selected, explained and reported: {name}", start)
+
+    print(f"\npool: {pool_path}\ntarget: {target_path}\nstores: {out / 'stores'}")
+    print(f"{'selection':<16} {'method':<16} {'picks':>5} {args.target + ' share':>12} {'domains':>8}  report")
+    for name, method, n, precision, n_domains, _folder, report in summary:
+        print(f"{name:<16} {method:<16} {n:>5} {precision:>12.0%} {n_domains:>8}  {report}")
+    print(f"(pool base rate of {args.target}: {base_rate:.0%}; selections in {out / 'selections'})")
+    print(f"done in {time.time() - start:.0f} s")
     return 0
