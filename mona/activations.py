@@ -158,8 +158,8 @@ def forward_hooks(loaded: LoadedModel, tokens: Int[Tensor, "B T"], hooks: Sequen
         return keep
 
     fwd_hooks = [(h, keeper(h)) for h in hooks]
-    stop_at = stop if stop < loaded.n_layers else None
-    loaded.model.run_with_hooks(tokens.to(loaded.model.cfg.device), fwd_hooks=fwd_hooks, stop_at_layer=stop_at)
+    # stop_at_layer == n_layers still skips the final norm and the unembedding (262k-wide for Gemma 3).
+    loaded.model.run_with_hooks(tokens.to(loaded.model.cfg.device), fwd_hooks=fwd_hooks, stop_at_layer=stop)
     missing = [h for h in hooks if h not in store]
     if missing:
         raise ModelError(f"hook(s) {missing} did not fire on {loaded.identity.name}; check the hook names")

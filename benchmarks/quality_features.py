@@ -1,0 +1,153 @@
+"""One forward pass per sample set, cached: token-level SAE codes, dense means, per-layer first/last tokens.
+
+The selection-quality benchmark compares many poolings, spans and weightings of the same SAE codes. Instead of
+one ``mona embed`` run per variant, this reads the model once per sample set and keeps, per sample:
+
+* the raw residual of every valid token at the hook (float16, so any SAE on that hook can be tried without
+  running the model again) with a flag for the response span; SAE codes are encoded from it on load,
+* the mean raw residual at the hook (the ``dense`` baseline),
+* the first and last valid token's residual at every layer up to the hook's (NAIT, cost-matched: the same
+  forward pass; a full-depth NAIT costs ~3x more on this model).
+
+Every variant is then pooled from these arrays with :func:`mona.embed.pool_tokens`, the function the
+embedding stage itself uses. Cached as .npy under ``$MONA_HOME/bench/<key>/`` (no pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from mona.activations import ActivationConfig, iter_activations
+from mona.data import Sample, fingerprint
+from mona.embed import first_last, pool_tokens
+from mona.models import LoadedModel, mona_home
+from mona.saes import LoadedSAE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenCodes:
+    """Token-level SAE codes of a sample set, in sample order."""
+
+    ids: list[str]
+    codes: sp.csr_matrix
+    """(tokens, F) SAE codes of all valid tokens, samples concatenated in order."""
+    offsets: np.ndarray
+    """(n+1,) token offsets of each sample in ``codes``."""
+    response: np.ndarray
+    """(tokens,) bool: token lies in the response span."""
+    dense: np.ndarray
+    """(n, d) mean raw residual over all valid tokens."""
+    layers: np.ndarray
+    """(n, L, 2, d) first/last valid-token residual at layers 0..L-1."""
+
+    def pooled(self, pooling: str, span: str = "all", threshold: float = 0.0) -> sp.csr_matrix:
+        """Sample embeddings (n, F) with the embedding stage's own pooling."""
+        keep = (
+            np.ones(self.codes.shape[0], bool)
+            if span == "all"
+            else (self.response if span == "response" else ~self.response)
+        )
+        rows = np.repeat(np.arange(len(self.ids)), np.diff(self.offsets))[keep]
+        out = []
+        x_all = self.codes[keep]
+        for lo in range(0, len(self.ids), 512):
+            hi = min(lo + 512, len(self.ids))
+            sel = (rows >= lo) & (rows < hi)
+            x = torch.from_numpy(x_all[sel].toarray())
+            r = torch.from_numpy(rows[sel] - lo)
+            out.append(sp.csr_matrix(pool_tokens(x, r, hi - lo, pooling, threshold).numpy()))
+        return sp.vstack(out).tocsr()
+
+
+def _key(samples: list[Sample], loaded: LoadedModel, hook: str, max_tokens: int) -> str:
+    parts = [fingerprint(samples), loaded.identity.weights_hash, hook, str(max_tokens)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Residuals:
+    """Per-token raw residuals at the hook (float16) of a sample set: the model's part, computed once."""
+
+    ids: list[str]
+    resid: np.ndarray
+    """(tokens, d) float16, valid tokens of all samples concatenated in order."""
+    offsets: np.ndarray
+    response: np.ndarray
+    dense: np.ndarray
+    layers: np.ndarray
+
+
+@torch.inference_mode()
+def residuals(
+    samples: list[Sample], loaded: LoadedModel, hook: str, *, max_tokens: int = 256, name: str = "set"
+) -> Residuals:
+    """Read the model once per sample set (cached under $MONA_HOME/bench)."""
+    root = mona_home() / "bench" / f"{name}-{_key(samples, loaded, hook, max_tokens)}"
+    if (root / "done.json").exists():
+        return Residuals(
+            json.loads((root / "ids.json").read_text()),
+            *(
+                np.load(root / f"{k}.npy", mmap_mode="r") if k == "resid" else np.load(root / f"{k}.npy")
+                for k in ("resid", "offsets", "response", "dense", "layers")
+            ),
+        )
+    layer = int(hook.split(".")[1])
+    hooks = tuple(f"blocks.{i}.hook_resid_post" for i in range(layer + 1))
+    n, d = len(samples), loaded.d_model
+    per_sample: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
+    dense = np.zeros((n, d), np.float32)
+    layers = np.zeros((n, layer + 1, 2, d), np.float16)
+    cfg = ActivationConfig(hooks=hooks, max_tokens=max_tokens, batch_tokens=4096)
+    for batch in iter_activations(loaded, samples, cfg):
+        for lay in range(layer + 1):
+            fl = first_last(batch.acts[f"blocks.{lay}.hook_resid_post"], batch.valid)
+            layers[batch.indices, lay] = fl.numpy().astype(np.float16)
+        tok = batch.acts[hook][batch.valid]
+        counts = batch.valid.sum(1)
+        rows = torch.repeat_interleave(torch.arange(len(batch.indices)), counts)
+        dense[batch.indices] = pool_tokens(tok, rows, len(batch.indices), "mean").numpy()
+        resp = batch.response[batch.valid].numpy()
+        tok16 = tok.numpy().astype(np.float16)
+        starts = np.concatenate([[0], np.cumsum(counts.numpy())])
+        for j, idx in enumerate(batch.indices):
+            per_sample[idx] = (tok16[starts[j] : starts[j + 1]], resp[starts[j] : starts[j + 1]])
+    out = Residuals(
+        [s.id for s in samples],
+        np.concatenate([p[0] for p in per_sample]),
+        np.concatenate([[0], np.cumsum([p[0].shape[0] for p in per_sample])]),
+        np.concatenate([p[1] for p in per_sample]),
+        dense,
+        layers,
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    for k in ("resid", "offsets", "response", "dense", "layers"):
+        np.save(root / f"{k}.npy", getattr(out, k))
+    (root / "ids.json").write_text(json.dumps(out.ids))
+    (root / "done.json").write_text(json.dumps({"tokens": int(out.resid.shape[0])}))
+    return out
+
+
+@torch.inference_mode()
+def encode(res: Residuals, sae: LoadedSAE, chunk: int = 8192) -> TokenCodes:
+    """SAE codes of every cached token (sparse), with the sample bookkeeping of ``res``."""
+    parts = []
+    for lo in range(0, res.resid.shape[0], chunk):
+        x = torch.from_numpy(np.asarray(res.resid[lo : lo + chunk], dtype=np.float32))
+        parts.append(sp.csr_matrix(sae.encode(x).numpy()))
+    codes = sp.vstack(parts).tocsr().astype(np.float32)
+    return TokenCodes(res.ids, codes, res.offsets, res.response, res.dense, res.layers)
+
+
+def extract(
+    samples: list[Sample], loaded: LoadedModel, sae: LoadedSAE, *, max_tokens: int = 256, name: str = "set"
+) -> TokenCodes:
+    return encode(residuals(samples, loaded, sae.hook, max_tokens=max_tokens, name=name), sae)

@@ -1,0 +1,276 @@
+"""Selection quality on the offline demo pool: does each method's 5% pick the target's domain?
+
+For every demo target (math, code, science, reasoning) and every method, select 5% of the demo pool toward the
+target and report precision: the share of picked samples whose ``domain`` label is the target's
+(``mona.datasets.TARGET_DOMAINS``). Random's precision is the domain's base rate; 1.0 is perfect.
+
+Targets are split into a ``tune`` half and a ``report`` half: variants are explored on ``--split tune`` and
+the table in BENCHMARKS.md is ``--split report``, so no setting is chosen on the numbers it is reported with.
+
+Diversity methods (greedy-coverage, simscale, kcenter) are scored by SAE feature coverage (features active in at
+least one pick, as a share of those active in the pool) and the entropy of the picks' domain labels.
+
+    .venv/bin/python benchmarks/selection_quality.py --split report          # the BENCHMARKS.md table
+    .venv/bin/python benchmarks/selection_quality.py --split tune --variants all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_features import extract  # noqa: E402
+
+from mona.data import load_samples  # noqa: E402
+from mona.datasets import TARGET_DOMAINS, build_demo_pool, build_demo_targets  # noqa: E402
+from mona.select import select  # noqa: E402
+from mona.select.config import SelectConfig  # noqa: E402
+from mona.select.inputs import ArrayStore  # noqa: E402
+
+log = logging.getLogger("selection_quality")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def precision(selection, pool_domains: dict[str, str], hits: set[str]) -> float:
+    ids = selection.ids
+    return float(np.mean([pool_domains[i] in hits for i in ids]))
+
+
+def entropy(labels: list[str]) -> float:
+    counts = np.array(list(Counter(labels).values()), float)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def idf_weights(X: sp.csr_matrix) -> np.ndarray:
+    df = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
+    return np.log((1 + X.shape[0]) / (1 + df)).astype(np.float32) + 1.0
+
+
+def scale(X: sp.csr_matrix, w: np.ndarray) -> sp.csr_matrix:
+    return (X @ sp.diags(w)).tocsr().astype(np.float32)
+
+
+def log_odds_scores(P: sp.csr_matrix, T: sp.csr_matrix, prior: float = 1.0, positive_only: bool = False) -> np.ndarray:
+    """Contrastive score: Σ_k b_k·w_k with w_k = log-odds of feature k being active in the target vs the pool.
+
+    ``b`` is the binary activity of a pool sample, ``w_k = logit(p_target,k) − logit(p_pool,k)`` with add-``prior``
+    smoothing — a Bernoulli naive-Bayes classifier "target vs pool" on SAE features (or words).
+    """
+    Pb, Tb = (P > 0).astype(np.float32).tocsr(), (T > 0).astype(np.float32).tocsr()
+    df_p = np.asarray(Pb.sum(axis=0)).ravel()
+    df_t = np.asarray(Tb.sum(axis=0)).ravel()
+    pt = (df_t + prior) / (Tb.shape[0] + 2 * prior)
+    pp = (df_p + prior) / (Pb.shape[0] + 2 * prior)
+    w = np.log(pt / (1 - pt)) - np.log(pp / (1 - pp))
+    if positive_only:
+        w = np.maximum(w, 0)
+    return np.asarray(Pb @ w).ravel()
+
+
+def top_precision(scores: np.ndarray, n: int, ids: list[str], pool_domains: dict[str, str], hits: set[str]) -> float:
+    order = np.lexsort((np.arange(len(scores)), -scores))[:n]
+    return float(np.mean([pool_domains[ids[i]] in hits for i in order]))
+
+
+def sae_variants(which: str) -> list[dict]:
+    base = [
+        {"pooling": "mean", "span": "all", "similarity": "jaccard", "aggregate": "prototype"},
+        {"pooling": "mean", "span": "all", "similarity": "cosine", "aggregate": "prototype"},
+        {"pooling": "binary", "span": "all", "similarity": "jaccard", "aggregate": "prototype"},
+        {"pooling": "binary", "span": "all", "similarity": "cosine", "aggregate": "prototype"},
+        {"pooling": "max", "span": "all", "similarity": "jaccard", "aggregate": "prototype"},
+    ]
+    if which == "quick":
+        return base
+    more = []
+    for v in base:
+        more.append({**v, "aggregate": "max"})
+        more.append({**v, "span": "response"})
+        more.append({**v, "span": "prompt"})
+        more.append({**v, "weight": "idf"})
+    return base + more
+
+
+def variant_name(v: dict) -> str:
+    name = f"mona {v['pooling']}/{v['similarity']}"
+    if v["aggregate"] != "prototype":
+        name += f"/{v['aggregate']}"
+    if v["span"] != "all":
+        name += f" span={v['span']}"
+    if v.get("weight"):
+        name += f" w={v['weight']}"
+    return name
+
+
+def run(args: argparse.Namespace) -> dict:
+    from mona.models import load_model
+    from mona.saes import load_sae
+
+    pool = load_samples(build_demo_pool(n=args.pool_n))
+    pool_domains = {s.id: s.record["domain"] for s in pool}
+    targets = {k: load_samples(p) for k, p in build_demo_targets(split=args.split).items()}
+    if args.targets:
+        targets = {k: v for k, v in targets.items() if k in args.targets.split(",")}
+    loaded = load_model(args.model)
+    sae = load_sae(args.sae, model=loaded)
+    t0 = time.time()
+    pool_tc = extract(pool, loaded, sae, max_tokens=args.max_tokens, name="pool")
+    target_tc = {
+        k: extract(v, loaded, sae, max_tokens=args.max_tokens, name=f"target-{k}-{args.split}")
+        for k, v in targets.items()
+    }
+    log.info("features ready in %.0f s", time.time() - t0)
+    manifest = {"model": loaded.identity.name, "hook": sae.hook, "sae": sae.identity.weights_hash}
+    n = int(round(0.05 * len(pool)))
+    results: dict[str, dict[str, float]] = {}
+
+    def record(method: str, target: str, value: float) -> None:
+        results.setdefault(method, {})[target] = round(value, 3)
+
+    for v in sae_variants(args.variants):
+        Xp = pool_tc.pooled(v["pooling"], v["span"])
+        w = idf_weights(Xp) if v.get("weight") == "idf" else None
+        for name, tc in target_tc.items():
+            Xt = tc.pooled(v["pooling"], v["span"])
+            P, T = (scale(Xp, w), scale(Xt, w)) if w is not None else (Xp, Xt)
+            cfg = SelectConfig(method="mona", n=n, similarity=v["similarity"], aggregate=v["aggregate"], top_features=0)
+            sel = select(
+                ArrayStore(pool_tc.ids, codes_matrix=P, manifest=manifest),
+                target=ArrayStore(tc.ids, codes_matrix=T, manifest=manifest),
+                config=cfg,
+                pool_samples=pool,
+            )
+            record(variant_name(v), name, precision(sel, pool_domains, TARGET_DOMAINS[name]))
+
+    if args.variants == "all":
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        for span in ("all", "response"):
+            Xp = pool_tc.pooled("binary", span)
+            for name, tc in target_tc.items():
+                sc = log_odds_scores(Xp, tc.pooled("binary", span))
+                label = "explore: SAE log-odds" + ("" if span == "all" else f" span={span}")
+                record(label, name, top_precision(sc, n, pool_tc.ids, pool_domains, TARGET_DOMAINS[name]))
+        vec = CountVectorizer(min_df=2, binary=True).fit([s.plain for s in pool])
+        Wp = vec.transform([s.plain for s in pool]).tocsr()
+        for name in target_tc:
+            Wt = vec.transform([s.plain for s in targets[name]]).tocsr()
+            sc = log_odds_scores(Wp, Wt)
+            record(
+                "explore: word log-odds", name, top_precision(sc, n, pool_tc.ids, pool_domains, TARGET_DOMAINS[name])
+            )
+
+    for name, tc in target_tc.items():
+        hits = TARGET_DOMAINS[name]
+        dense_pool = ArrayStore(pool_tc.ids, dense_matrix=pool_tc.dense, manifest={**manifest, "mode": "dense"})
+        dense_t = ArrayStore(tc.ids, dense_matrix=tc.dense, manifest={**manifest, "mode": "dense"})
+        sel = select(dense_pool, target=dense_t, config=SelectConfig(method="dense", n=n), pool_samples=pool)
+        record("dense (centred mean residual)", name, precision(sel, pool_domains, hits))
+        lay_pool = ArrayStore(
+            pool_tc.ids, layers_array=pool_tc.layers.astype(np.float32), manifest={**manifest, "mode": "layers"}
+        )
+        lay_t = ArrayStore(tc.ids, layers_array=tc.layers.astype(np.float32), manifest={**manifest, "mode": "layers"})
+        sel = select(lay_pool, target=lay_t, config=SelectConfig(method="nait", n=n), pool_samples=pool)
+        record(f"nait (layers 0-{pool_tc.layers.shape[1] - 1})", name, precision(sel, pool_domains, hits))
+        for method in ("tfidf", "bm25", "sbert"):
+            for agg in ("prototype", "max"):
+                cfg = SelectConfig(method=method, n=n, aggregate=agg)
+                sel = select(None, config=cfg, pool_samples=pool, target_samples=targets[name])
+                record(f"{method}" + ("" if agg == "prototype" else "/max"), name, precision(sel, pool_domains, hits))
+        for method in ("random", "longest"):
+            sel = select(None, config=SelectConfig(method=method, n=n, seed=0), pool_samples=pool)
+            record(method, name, precision(sel, pool_domains, hits))
+
+    diversity = {}
+    X = pool_tc.pooled("mean", "all")
+    pool_store = ArrayStore(pool_tc.ids, codes_matrix=X, manifest=manifest)
+    active_pool = int((np.asarray((X > 0).sum(axis=0)).ravel() > 0).sum())
+    for method in ("random", "longest", "greedy-coverage", "simscale", "kcenter"):
+        sel = select(pool_store, config=SelectConfig(method=method, n=n, seed=0, top_features=0), pool_samples=pool)
+        rows = list(sel.rows)
+        covered = int((np.asarray((X[rows] > 0).sum(axis=0)).ravel() > 0).sum())
+        diversity[method] = {
+            "picked": len(rows),
+            "feature_coverage": round(covered / max(active_pool, 1), 3),
+            "domain_entropy_bits": round(entropy([pool_domains[pool_tc.ids[r]] for r in rows]), 3),
+        }
+    base_rates = {k: round(float(np.mean([pool_domains[s.id] in TARGET_DOMAINS[k] for s in pool])), 3) for k in targets}
+    return {
+        "split": args.split,
+        "pool": len(pool),
+        "n": n,
+        "targets": {k: len(v) for k, v in targets.items()},
+        "base_rates": base_rates,
+        "precision": results,
+        "diversity": diversity,
+        "model": loaded.identity.to_dict(),
+        "sae": sae.identity.to_dict(),
+        "max_tokens": args.max_tokens,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def to_markdown(res: dict) -> str:
+    names = list(res["targets"])
+    lines = [
+        f"Precision of a 5% selection (n={res['n']} of {res['pool']}) at picking the target's domain, "
+        f"targets' `{res['split']}` half ({', '.join(f'{k} {v}' for k, v in res['targets'].items())} samples).",
+        "",
+        "| method | " + " | ".join(names) + " | mean |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    lines.append(
+        "| base rate (random's expectation) | "
+        + " | ".join(f"{res['base_rates'][k]:.2f}" for k in names)
+        + f" | {np.mean(list(res['base_rates'].values())):.2f} |"
+    )
+    for method, per in res["precision"].items():
+        vals = [per.get(k, float("nan")) for k in names]
+        lines.append(f"| {method} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {np.mean(vals):.2f} |")
+    lines += [
+        "",
+        "Diversity (5% of the pool): SAE feature coverage and domain entropy of the picks.",
+        "",
+        "| method | feature coverage | domain entropy (bits) |",
+        "|---|---:|---:|",
+    ]
+    for method, d in res["diversity"].items():
+        lines.append(f"| {method} | {d['feature_coverage']:.3f} | {d['domain_entropy_bits']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--split", choices=("tune", "report", "all"), default="report")
+    p.add_argument("--variants", choices=("quick", "all"), default="quick")
+    p.add_argument("--pool-n", type=int, default=4000)
+    p.add_argument("--targets", default="", help="comma-separated subset of targets")
+    p.add_argument("--model", default="gemma-3-270m")
+    p.add_argument("--sae", default="default")
+    p.add_argument("--max-tokens", type=int, default=256)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    res = run(args)
+    RESULTS.mkdir(exist_ok=True)
+    stem = f"selection_quality_{args.split}_{args.variants}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=1))
+    md = to_markdown(res)
+    (RESULTS / f"{stem}.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
