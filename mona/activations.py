@@ -6,9 +6,12 @@ otherwise cost most of the time and memory.
 
 Samples are tokenised a window at a time, sorted by length inside the window and cut into batches of about
 ``batch_tokens`` padded tokens, so padding stays small and memory stays bounded whatever the pool size. Padding
-is on the right, so with causal attention real tokens never see it and no attention mask is needed. Special
-tokens (BOS, padding, and added special tokens such as Gemma's ``<start_of_turn>``) are masked out of
-``valid``: BOS alone has a residual norm ~15x that of ordinary tokens and would dominate any pooled statistic.
+is on the right, so with causal attention real tokens never see it and no attention mask is needed.
+
+``valid`` marks the tokens of the messages' own text: special tokens (BOS, padding, Gemma's ``<start_of_turn>``)
+and the chat template's scaffolding (role names, newlines between turns, a template's default system prompt) are
+masked out. BOS alone has a residual norm ~15x that of ordinary tokens, and scaffolding tokens are the same in
+every sample: either would dominate pooled statistics, and NAIT's first/last tokens would be template tokens.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class ActivationBatch:
     acts: dict[str, Float[Tensor, "B T d"]]
     tokens: Int[Tensor, "B T"]
     valid: Bool[Tensor, "B T"]
-    """Real, non-special tokens."""
+    """Tokens of the messages' own text: no special tokens, template scaffolding or padding."""
     response: Bool[Tensor, "B T"]
     """Valid tokens in the response span."""
     prompt: Bool[Tensor, "B T"]
@@ -97,8 +100,10 @@ def special_token_ids(tokenizer: Any) -> list[int]:
 class _Tokenized:
     index: int
     ids: list[int]
-    response_start: int
-    """First token index of the response."""
+    content: np.ndarray
+    """(T,) bool: the token overlaps a message's own text (not the template's scaffolding)."""
+    response: np.ndarray
+    """(T,) bool: the token lies in the response."""
     truncated: bool
 
 
@@ -109,13 +114,15 @@ def _tokenize(tokenizer: Any, sample: Sample, index: int, max_tokens: int) -> _T
     bos = getattr(tokenizer, "bos_token_id", None)
     if bos is not None and (not ids or ids[0] != bos):
         ids, offsets = [bos, *ids], [(0, 0), *offsets]
-    start = len(ids)
-    for pos in range(1, len(ids)):
-        if offsets[pos][1] > rendered.response_char_start:
-            start = pos
-            break
     truncated = len(ids) > max_tokens
-    return _Tokenized(index, ids[:max_tokens], start, truncated)
+    ids = ids[:max_tokens]
+    spans = np.asarray(offsets[:max_tokens], dtype=np.int64).reshape(-1, 2)
+    start, end = spans[:, 0], spans[:, 1]
+    content = np.zeros(len(ids), dtype=bool)
+    for lo, hi in rendered.content_spans:
+        content |= (start < hi) & (end > lo) & (end > start)
+    response = content & (end > rendered.response_char_start)
+    return _Tokenized(index, ids, content, response, truncated)
 
 
 def _batches(items: list[_Tokenized], batch_tokens: int) -> Iterator[list[_Tokenized]]:
@@ -134,13 +141,13 @@ def _batches(items: list[_Tokenized], batch_tokens: int) -> Iterator[list[_Token
 def _collate(batch: list[_Tokenized], pad_id: int, special: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     width = max(len(t.ids) for t in batch)
     tokens = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    real = torch.zeros((len(batch), width), dtype=torch.bool)
+    content = torch.zeros((len(batch), width), dtype=torch.bool)
     in_response = torch.zeros((len(batch), width), dtype=torch.bool)
     for row, item in enumerate(batch):
         tokens[row, : len(item.ids)] = torch.tensor(item.ids)
-        real[row, : len(item.ids)] = True
-        in_response[row, item.response_start : len(item.ids)] = True
-    valid = real & ~torch.isin(tokens, special)
+        content[row, : len(item.ids)] = torch.from_numpy(item.content)
+        in_response[row, : len(item.ids)] = torch.from_numpy(item.response)
+    valid = content & ~torch.isin(tokens, special)
     return tokens, valid, valid & in_response, valid & ~in_response
 
 

@@ -317,29 +317,66 @@ class Rendered:
     text: str
     response_char_start: int
     """Character offset in ``text`` where the response begins (``len(text)`` when there is no response)."""
+    content_spans: tuple[tuple[int, int], ...] = ()
+    """Character spans of the messages' own text; the template's scaffolding (turn markers, role names, the
+    newlines between turns, a template's default system prompt) lies outside them and is never pooled."""
 
 
-def _gemma_turns(messages: list[dict[str, str]]) -> str:
-    out, system = [], ""
-    for turn in messages:
-        if turn["role"] == "system":
-            system = turn["content"]
+def _gemma_turns(messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+    """Gemma's turn format, and the character span of each message's content in it."""
+    out: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+
+    def turn(role: str, parts: list[str]) -> None:
+        nonlocal pos
+        head = f"<start_of_turn>{role}\n"
+        out.append(head)
+        pos += len(head)
+        for i, part in enumerate(parts):
+            if i:
+                out.append("\n\n")
+                pos += 2
+            spans.append((pos, pos + len(part)))
+            out.append(part)
+            pos += len(part)
+        out.append("<end_of_turn>\n")
+        pos += len("<end_of_turn>\n")
+
+    system = ""
+    for message in messages:
+        if message["role"] == "system":
+            system = message["content"]
             continue
-        role = "model" if turn["role"] == "assistant" else "user"
-        content = turn["content"]
-        if system and role == "user":
-            content, system = f"{system}\n\n{content}", ""
-        if system and role == "model":  # a system message with no user turn after it stands in for one
-            out.append(f"<start_of_turn>user\n{system}<end_of_turn>\n")
-            system = ""
-        out.append(f"<start_of_turn>{role}\n{content}<end_of_turn>\n")
+        if message["role"] == "user":
+            turn("user", [system, message["content"]] if system else [message["content"]])
+        else:
+            if system:  # a system message with no user turn after it stands in for one
+                turn("user", [system])
+            turn("model", [message["content"]])
+        system = ""
     if system:
-        out.append(f"<start_of_turn>user\n{system}<end_of_turn>\n")
-    return "".join(out)
+        turn("user", [system])
+    return "".join(out), spans
 
 
 def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
+
+
+def _find_spans(text: str, messages: list[dict[str, str]]) -> list[tuple[int, int]]:
+    """Spans of each message's content in a template-rendered text, searched in order."""
+    spans, pos = [], 0
+    for message in messages:
+        content = message["content"]
+        at = text.find(content, pos) if content else -1
+        if at < 0:
+            at = text.find(content.strip(), pos) if content.strip() else -1
+            content = content.strip()
+        if at >= 0:
+            spans.append((at, at + len(content)))
+            pos = at + len(content)
+    return spans
 
 
 def render(sample: Sample, tokenizer: Any = None) -> Rendered:
@@ -348,7 +385,7 @@ def render(sample: Sample, tokenizer: Any = None) -> Rendered:
     The BOS token is not part of the text; the activation stage adds it when tokenising.
     """
     if sample.text is not None:
-        return Rendered(sample.text, 0)
+        return Rendered(sample.text, 0, ((0, len(sample.text)),))
     messages = sample.messages
     has_response = bool(messages) and messages[-1]["role"] == "assistant"
     head = messages[:-1] if has_response else messages
@@ -360,11 +397,12 @@ def render(sample: Sample, tokenizer: Any = None) -> Rendered:
             prefix, full = prefix[len(bos) :], full[len(bos) :]
         if not full.startswith(prefix):  # templates that rewrite earlier turns: fall back to the common prefix
             prefix = _common_prefix(prefix, full)
-        return Rendered(full, len(prefix) if has_response else len(full))
-    prefix = _gemma_turns(head) + ("<start_of_turn>model\n" if has_response else "")
+        start = len(prefix) if has_response else len(full)
+        return Rendered(full, start, tuple(_find_spans(full, messages)))
+    text, spans = _gemma_turns(messages)
     if not has_response:
-        return Rendered(prefix, len(prefix))
-    return Rendered(prefix + f"{messages[-1]['content']}<end_of_turn>\n", len(prefix))
+        return Rendered(text, len(text), tuple(spans))
+    return Rendered(text, spans[-1][0], tuple(spans))
 
 
 def _common_prefix(a: str, b: str) -> str:

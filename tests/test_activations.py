@@ -100,3 +100,15 @@ def test_memory_bounded_windows(tiny):
     cfg = ActivationConfig(hooks=("blocks.0.hook_resid_post",), window=8)
     for b in iter_activations(tiny, load_samples(recs), cfg, progress=False):
         assert len(set(np.asarray(b.indices) // 8)) == 1
+
+
+def test_template_scaffolding_is_not_valid(tiny):
+    """Only the messages' own text is pooled: role names and turn newlines are the same in every sample."""
+    (s,) = load_samples([{"instruction": "Solve 3x + 5 = 20.", "output": "x = 5"}])
+    (b,) = iter_activations(tiny, [s], ActivationConfig(hooks=("blocks.0.hook_resid_post",)), progress=False)
+    decode = tiny.tokenizer.decode
+    assert decode(b.tokens[0][b.prompt[0]]).replace(" ", "") == "Solve3x+5=20."
+    assert decode(b.tokens[0][b.response[0]]).replace(" ", "") == "x=5"
+    first, last = b.valid[0].nonzero()[[0, -1], 0]
+    assert decode(b.tokens[0][first]).strip() and "=" not in decode(b.tokens[0][first])  # 'Solve', not 'user'
+    assert decode(b.tokens[0][last]).strip() == "5"  # the response's last token, not the template's newline

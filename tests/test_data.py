@@ -118,3 +118,30 @@ def test_fingerprint_changes_with_content():
     a = [Sample("1", [{"role": "user", "content": "x"}])]
     b = [Sample("1", [{"role": "user", "content": "y"}])]
     assert fingerprint(a) == fingerprint(list(a)) != fingerprint(b)
+
+
+def test_content_spans_cover_only_message_text():
+    s = load_samples([CHAT])[0]
+    r = render(s)
+    assert [r.text[a:b] for a, b in r.content_spans] == ["Be brief.", "Hi", "Hello!"]
+    lone = load_samples(
+        [{"messages": [{"role": "system", "content": "Rules."}, {"role": "assistant", "content": "Ok."}]}]
+    )[0]
+    r = render(lone)
+    assert [r.text[a:b] for a, b in r.content_spans] == ["Rules.", "Ok."]
+    assert r.text[r.response_char_start :].startswith("Ok.")
+    t = render(load_samples([TEXT])[0])
+    assert t.content_spans == ((0, len("Plain prose.")),)
+
+
+def test_content_spans_with_chat_template(tiny):
+    tok = tiny.tokenizer
+    tok.chat_template = (
+        "{{ 'You are a helpful assistant.' }}{% for m in messages %}<|{{ m['role'] }}|>"
+        "{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    try:
+        r = render(load_samples([PR])[0], tok)
+    finally:
+        tok.chat_template = None
+    assert [r.text[a:b] for a, b in r.content_spans] == ["Capital of France?", "Paris."]
