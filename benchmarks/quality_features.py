@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,14 +69,17 @@ class TokenCodes:
         return sp.vstack(out).tocsr()
 
 
-def _key(samples: list[Sample], loaded: LoadedModel, hook: str, max_tokens: int) -> str:
-    parts = [fingerprint(samples), loaded.identity.weights_hash, hook, str(max_tokens)]
+VERSION = "content-tokens-v2"  # bump when the activation stage's token masking changes
+
+
+def _key(samples: list[Sample], loaded: LoadedModel, max_tokens: int) -> str:
+    parts = [fingerprint(samples), loaded.identity.weights_hash, str(max_tokens), VERSION]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 @dataclass
 class Residuals:
-    """Per-token raw residuals at the hook (float16) of a sample set: the model's part, computed once."""
+    """Per-token raw residuals at one hook (float16) of a sample set: the model's part, computed once."""
 
     ids: list[str]
     resid: np.ndarray
@@ -83,57 +87,70 @@ class Residuals:
     offsets: np.ndarray
     response: np.ndarray
     dense: np.ndarray
+    """(n, d) mean residual at the hook."""
     layers: np.ndarray
+    """(n, L, 2, d) first/last valid-token residual at layers 0..L-1 (L = deepest hook of the pass + 1)."""
 
 
 @torch.inference_mode()
 def residuals(
-    samples: list[Sample], loaded: LoadedModel, hook: str, *, max_tokens: int = 256, name: str = "set"
+    samples: list[Sample],
+    loaded: LoadedModel,
+    hook: str,
+    *,
+    max_tokens: int = 256,
+    name: str = "set",
+    extra_hooks: tuple[str, ...] = (),
 ) -> Residuals:
-    """Read the model once per sample set (cached under $MONA_HOME/bench)."""
-    root = mona_home() / "bench" / f"{name}-{_key(samples, loaded, hook, max_tokens)}"
-    if (root / "done.json").exists():
-        return Residuals(
-            json.loads((root / "ids.json").read_text()),
-            *(
-                np.load(root / f"{k}.npy", mmap_mode="r") if k == "resid" else np.load(root / f"{k}.npy")
-                for k in ("resid", "offsets", "response", "dense", "layers")
-            ),
-        )
-    layer = int(hook.split(".")[1])
-    hooks = tuple(f"blocks.{i}.hook_resid_post" for i in range(layer + 1))
+    """Read the model once per sample set (cached under $MONA_HOME/bench; ``extra_hooks`` are saved too)."""
+    root = mona_home() / "bench" / f"{name}-{_key(samples, loaded, max_tokens)}"
+    tag = hook.replace(".", "_")
+    if not (root / f"resid-{tag}.npy").exists():
+        _compute(samples, loaded, (hook, *extra_hooks), max_tokens, root)
+    return Residuals(
+        json.loads((root / "ids.json").read_text()),
+        np.load(root / f"resid-{tag}.npy", mmap_mode="r"),
+        np.load(root / "offsets.npy"),
+        np.load(root / "response.npy"),
+        np.load(root / f"dense-{tag}.npy"),
+        np.load(root / "layers.npy"),
+    )
+
+
+def _compute(samples: list[Sample], loaded: LoadedModel, hooks: tuple[str, ...], max_tokens: int, root: Path) -> None:
+    deepest = max(int(h.split(".")[1]) for h in hooks)
+    all_hooks = tuple(dict.fromkeys((*hooks, *(f"blocks.{i}.hook_resid_post" for i in range(deepest + 1)))))
     n, d = len(samples), loaded.d_model
-    per_sample: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
-    dense = np.zeros((n, d), np.float32)
-    layers = np.zeros((n, layer + 1, 2, d), np.float16)
-    cfg = ActivationConfig(hooks=hooks, max_tokens=max_tokens, batch_tokens=4096)
+    per_sample: dict[str, list] = {h: [None] * n for h in hooks}
+    response: list = [None] * n
+    dense = {h: np.zeros((n, d), np.float32) for h in hooks}
+    layers = np.zeros((n, deepest + 1, 2, d), np.float16)
+    cfg = ActivationConfig(hooks=all_hooks, max_tokens=max_tokens, batch_tokens=4096)
     for batch in iter_activations(loaded, samples, cfg):
-        for lay in range(layer + 1):
+        for lay in range(deepest + 1):
             fl = first_last(batch.acts[f"blocks.{lay}.hook_resid_post"], batch.valid)
             layers[batch.indices, lay] = fl.numpy().astype(np.float16)
-        tok = batch.acts[hook][batch.valid]
         counts = batch.valid.sum(1)
-        rows = torch.repeat_interleave(torch.arange(len(batch.indices)), counts)
-        dense[batch.indices] = pool_tokens(tok, rows, len(batch.indices), "mean").numpy()
-        resp = batch.response[batch.valid].numpy()
-        tok16 = tok.numpy().astype(np.float16)
         starts = np.concatenate([[0], np.cumsum(counts.numpy())])
+        rows = torch.repeat_interleave(torch.arange(len(batch.indices)), counts)
+        resp = batch.response[batch.valid].numpy()
         for j, idx in enumerate(batch.indices):
-            per_sample[idx] = (tok16[starts[j] : starts[j + 1]], resp[starts[j] : starts[j + 1]])
-    out = Residuals(
-        [s.id for s in samples],
-        np.concatenate([p[0] for p in per_sample]),
-        np.concatenate([[0], np.cumsum([p[0].shape[0] for p in per_sample])]),
-        np.concatenate([p[1] for p in per_sample]),
-        dense,
-        layers,
-    )
+            response[idx] = resp[starts[j] : starts[j + 1]]
+        for h in hooks:
+            tok = batch.acts[h][batch.valid]
+            dense[h][batch.indices] = pool_tokens(tok, rows, len(batch.indices), "mean").numpy()
+            tok16 = tok.numpy().astype(np.float16)
+            for j, idx in enumerate(batch.indices):
+                per_sample[h][idx] = tok16[starts[j] : starts[j + 1]]
     root.mkdir(parents=True, exist_ok=True)
-    for k in ("resid", "offsets", "response", "dense", "layers"):
-        np.save(root / f"{k}.npy", getattr(out, k))
-    (root / "ids.json").write_text(json.dumps(out.ids))
-    (root / "done.json").write_text(json.dumps({"tokens": int(out.resid.shape[0])}))
-    return out
+    for h in hooks:
+        tag = h.replace(".", "_")
+        np.save(root / f"resid-{tag}.npy", np.concatenate(per_sample[h]))
+        np.save(root / f"dense-{tag}.npy", dense[h])
+    np.save(root / "offsets.npy", np.concatenate([[0], np.cumsum([len(r) for r in response])]))
+    np.save(root / "response.npy", np.concatenate(response))
+    np.save(root / "layers.npy", layers)
+    (root / "ids.json").write_text(json.dumps([s.id for s in samples]))
 
 
 @torch.inference_mode()
