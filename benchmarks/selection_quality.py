@@ -181,7 +181,10 @@ def run(args: argparse.Namespace) -> dict:
         lay_pool = ArrayStore(
             pool_tc.ids, layers_array=pool_tc.layers.astype(np.float32), manifest={**manifest, "mode": "layers"}
         )
-        lay_t = ArrayStore(tc.ids, layers_array=tc.layers.astype(np.float32), manifest={**manifest, "mode": "layers"})
+        depth = pool_tc.layers.shape[1]  # a target cache may hold deeper layers from another run
+        lay_t = ArrayStore(
+            tc.ids, layers_array=tc.layers[:, :depth].astype(np.float32), manifest={**manifest, "mode": "layers"}
+        )
         sel = select(lay_pool, target=lay_t, config=SelectConfig(method="nait", n=n), pool_samples=pool)
         record(f"nait (layers 0-{pool_tc.layers.shape[1] - 1})", name, precision(sel, pool_domains, hits))
         for method in ("tfidf", "bm25", "sbert"):
