@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from jaxtyping import Int
 
 from mona.errors import ArtifactMismatch, MonaError
+from mona.select.selection import json_default as _json_default
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +101,6 @@ class Explanation:
         self.path = out
         log.info("wrote the explanation of %d picks to %s", len(self.samples), out)
         return out
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _write_table(table: dict[str, np.ndarray], path: Path) -> None:

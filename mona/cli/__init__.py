@@ -11,8 +11,25 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
+from typing import Any
 
 SUBCOMMANDS = ("demo", "stats", "embed", "select", "explain")
+
+
+def read_config_section(path: Any, section: str) -> dict[str, Any]:
+    """Fields of a YAML/JSON config file for one stage: its ``section`` mapping, or the whole file."""
+    import yaml
+
+    from mona.errors import MonaError
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise MonaError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise MonaError(f"config {path}: expected a mapping of field names to values")
+    return dict(loaded.get(section, loaded))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,8 @@
 
 1. builds the demo pool (mixed-domain, labelled) and the demo targets from registry packages,
 2. embeds pool and target with the default model and the shipped default SAE (cached, resumable),
-3. selects 5% of the pool toward the target with MONA (binary feature states, weighted Jaccard), and a diversity subset with SAE feature coverage,
+3. selects 5% of the pool toward the target with MONA (binary feature states, weighted Jaccard), and a
+   diversity subset with SAE feature coverage,
 4. explains both selections (features behind each pick, enriched features, coverage),
 5. writes a self-contained HTML report for each, and prints where everything is.
 

@@ -44,17 +44,12 @@ def register(subparsers: Any) -> None:
 
 def _config(args: argparse.Namespace) -> Any:
     from mona.embed import EmbedConfig
-    from mona.errors import MonaError
 
     data: dict[str, Any] = {}
     if args.config:
-        import yaml
+        from mona.cli import read_config_section
 
-        try:
-            loaded = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise MonaError(f"cannot read config {args.config}: {str(exc).splitlines()[0]}") from None
-        data.update(loaded.get("embed", loaded))
+        data.update(read_config_section(args.config, "embed"))
     for name in ("mode", "hook", "pooling", "span", "threshold", "max_tokens", "batch_tokens", "shard_size", "dtype",
                  "storage"):
         value = getattr(args, name)

@@ -86,18 +86,13 @@ def _csv(text: str | None, cast: Any) -> tuple | None:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from mona.errors import MonaError
     from mona.select.config import SelectConfig
 
     data: dict[str, Any] = {}
     if args.config:
-        import yaml
+        from mona.cli import read_config_section
 
-        try:
-            loaded = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise MonaError(f"cannot read config {args.config}: {str(exc).splitlines()[0]}") from None
-        data.update(loaded.get("select", loaded))
+        data.update(read_config_section(args.config, "select"))
     for name in _FLAGS:
         value = getattr(args, name)
         if value is not None:

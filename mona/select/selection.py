@@ -88,7 +88,7 @@ class Selection:
         tmp = out / "selection.jsonl.tmp"
         with tmp.open("w") as fh:
             for r in rows:
-                fh.write(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n")
+                fh.write(json.dumps(r, ensure_ascii=False, default=json_default) + "\n")
         tmp.replace(out / "selection.jsonl")
         _write_parquet(rows, out / "selection.parquet")
         meta = {
@@ -98,12 +98,12 @@ class Selection:
             "count": len(self),
             **self.info,
         }
-        (out / "selection.json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
+        (out / "selection.json").write_text(json.dumps(meta, indent=2, default=json_default) + "\n")
         log.info("wrote %d selected samples to %s", len(self), out)
         return out
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -125,7 +125,7 @@ def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
             r = dict(r)
             for k, v in r.items():
                 if k not in MONA_FIELDS:
-                    r[k] = json.dumps(v, ensure_ascii=False, default=_json_default)
+                    r[k] = json.dumps(v, ensure_ascii=False, default=json_default)
             fixed.append(r)
         table = pa.Table.from_pylist(fixed)
     pq.write_table(table, path.with_suffix(".parquet.tmp"))
