@@ -87,3 +87,15 @@ def tiny_model(n_layers: int = 3, d_model: int = 32, seed: int = 0) -> LoadedMod
         architecture="HookedTransformer",
     )
     return LoadedModel(model, tokenizer, identity)
+
+
+def tiny_sae(d_in: int = 32, d_sae: int = 64, k: int = 6, seed: int = 0) -> Any:
+    """A randomly initialised sae-lens TopK SAE (weights ~ N(0, 0.2)) for a :func:`tiny_model`."""
+    from sae_lens import TopKSAE, TopKSAEConfig
+
+    torch.manual_seed(seed)
+    sae = TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k))
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.normal_(0, 0.2)
+    return sae.eval()

@@ -8,19 +8,9 @@ import torch
 
 from mona.embed import EmbedConfig, embed, first_last, pool_tokens
 from mona.errors import ArtifactMismatch, MonaError
+from mona.testing import tiny_sae
 
 HOOK = "blocks.1.hook_resid_post"
-
-
-def tiny_sae(d_in: int = 32, d_sae: int = 64, k: int = 6, seed: int = 0):
-    from sae_lens import TopKSAE, TopKSAEConfig
-
-    torch.manual_seed(seed)
-    sae = TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k))
-    with torch.no_grad():
-        for p in sae.parameters():
-            p.normal_(0, 0.2)
-    return sae.eval()
 
 
 def records(n: int = 20) -> list[dict]:

@@ -10,20 +10,9 @@ import scipy.sparse as sp
 
 from mona.explain import ExplainConfig, coverage, enrichment, explain, load_explanation
 from mona.select import ArrayStore, select
+from mona.testing import tiny_sae
 
 HOOK = "blocks.1.hook_resid_post"
-
-
-def tiny_sae(d_in: int = 32, d_sae: int = 64, k: int = 6, seed: int = 0):
-    import torch
-    from sae_lens import TopKSAE, TopKSAEConfig
-
-    torch.manual_seed(seed)
-    sae = TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k))
-    with torch.no_grad():
-        for p in sae.parameters():
-            p.normal_(0, 0.2)
-    return sae.eval()
 
 
 def pool_records() -> list[dict]:

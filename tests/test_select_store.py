@@ -6,24 +6,13 @@ import argparse
 
 import numpy as np
 import pytest
-import torch
 
 from mona.embed import EmbedConfig, embed
 from mona.errors import ArtifactMismatch, MonaError
 from mona.select import load_selection, select
+from mona.testing import tiny_sae
 
 HOOK = "blocks.1.hook_resid_post"
-
-
-def tiny_sae(d_in: int = 32, d_sae: int = 64, k: int = 6, seed: int = 0):
-    from sae_lens import TopKSAE, TopKSAEConfig
-
-    torch.manual_seed(seed)
-    sae = TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k))
-    with torch.no_grad():
-        for p in sae.parameters():
-            p.normal_(0, 0.2)
-    return sae.eval()
 
 
 def records(prefix: str, n: int, topic: str) -> list[dict]:
