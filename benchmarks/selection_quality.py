@@ -53,15 +53,6 @@ def entropy(labels: list[str]) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def idf_weights(X: sp.csr_matrix) -> np.ndarray:
-    df = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
-    return np.log((1 + X.shape[0]) / (1 + df)).astype(np.float32) + 1.0
-
-
-def scale(X: sp.csr_matrix, w: np.ndarray) -> sp.csr_matrix:
-    return (X @ sp.diags(w)).tocsr().astype(np.float32)
-
-
 def log_odds_scores(P: sp.csr_matrix, T: sp.csr_matrix, prior: float = 1.0, positive_only: bool = False) -> np.ndarray:
     """Contrastive score: Σ_k b_k·w_k with w_k = log-odds of feature k being active in the target vs the pool.
 
@@ -92,15 +83,24 @@ def sae_variants(which: str) -> list[dict]:
         {"pooling": "binary", "span": "all", "similarity": "cosine", "aggregate": "prototype"},
         {"pooling": "max", "span": "all", "similarity": "jaccard", "aggregate": "prototype"},
     ]
+    weighted = [
+        {**v, **w}
+        for v in base[:2]
+        for w in ({"feature_weights": "idf"}, {"max_feature_share": 0.5},
+                  {"feature_weights": "idf", "max_feature_share": 0.5})
+    ]
     if which == "quick":
-        return base
+        return base + weighted
     more = []
     for v in base:
         more.append({**v, "aggregate": "max"})
         more.append({**v, "span": "response"})
         more.append({**v, "span": "prompt"})
-        more.append({**v, "weight": "idf"})
-    return base + more
+    for share in (0.2, 0.8):
+        more.append({**base[1], "max_feature_share": share})
+        more.append({**base[1], "feature_weights": "idf", "max_feature_share": share})
+    more.append({**base[1], "aggregate": "max", "feature_weights": "idf", "max_feature_share": 0.5})
+    return base + weighted + more
 
 
 def variant_name(v: dict) -> str:
@@ -109,8 +109,10 @@ def variant_name(v: dict) -> str:
         name += f"/{v['aggregate']}"
     if v["span"] != "all":
         name += f" span={v['span']}"
-    if v.get("weight"):
-        name += f" w={v['weight']}"
+    if v.get("feature_weights", "none") != "none":
+        name += f" w={v['feature_weights']}"
+    if v.get("max_feature_share", 1.0) < 1.0:
+        name += f" share<={v['max_feature_share']}"
     return name
 
 
@@ -140,12 +142,12 @@ def run(args: argparse.Namespace) -> dict:
         results.setdefault(method, {})[target] = round(value, 3)
 
     for v in sae_variants(args.variants):
-        Xp = pool_tc.pooled(v["pooling"], v["span"])
-        w = idf_weights(Xp) if v.get("weight") == "idf" else None
+        P = pool_tc.pooled(v["pooling"], v["span"])
         for name, tc in target_tc.items():
-            Xt = tc.pooled(v["pooling"], v["span"])
-            P, T = (scale(Xp, w), scale(Xt, w)) if w is not None else (Xp, Xt)
-            cfg = SelectConfig(method="mona", n=n, similarity=v["similarity"], aggregate=v["aggregate"], top_features=0)
+            T = tc.pooled(v["pooling"], v["span"])
+            cfg = SelectConfig(method="mona", n=n, similarity=v["similarity"], aggregate=v["aggregate"], top_features=0,
+                               feature_weights=v.get("feature_weights", "none"),
+                               max_feature_share=v.get("max_feature_share", 1.0))
             sel = select(
                 ArrayStore(pool_tc.ids, codes_matrix=P, manifest=manifest),
                 target=ArrayStore(tc.ids, codes_matrix=T, manifest=manifest),

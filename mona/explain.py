@@ -281,7 +281,7 @@ def explain(
         pm = PoolMatrices(fstore, scfg if fstore is pool else dataclasses.replace(scfg, binarize=False))
         X = pm.codes()
     label_set = _labels(labels)
-    samples = _explain_samples(sel, X, groups, scfg, cfg, threshold)
+    samples = _explain_samples(sel, X, groups, scfg, cfg, threshold, pm)
     n_pool = len(fstore.ids) if fstore is not None else len(pool.ids) if pool is not None else None
     n_pool = n_pool or int((sel.info.get("counts") or {}).get("pool") or 0)
 
@@ -425,25 +425,34 @@ def _labels(labels: Any) -> Any:
     return labels if isinstance(labels, FeatureLabels) else load_labels(labels)
 
 
-def _target_matrices(groups: list[list[Any]], scfg: Any) -> list[tuple[sp.csr_matrix, np.ndarray, list[str]]]:
-    """Per target set: its code matrix (as the selection scored it), its prototype and its sample ids."""
+def _target_matrices(
+    groups: list[list[Any]], scfg: Any, weights: np.ndarray | None = None
+) -> list[tuple[sp.csr_matrix, np.ndarray, list[str]]]:
+    """Per target set: its code matrix (as the selection scored it, times ``weights``), prototype and sample ids."""
     from mona.select.inputs import stack_codes
+    from mona.select.target import reweight
 
     out = []
     for g in groups:
         if any(_mode(s) != "sae" for s in g):
             return []
         T = stack_codes(g, scfg.binarize, scfg.active_threshold)
+        if weights is not None:
+            T = reweight(T, weights)
         out.append((T, np.asarray(T.mean(axis=0), dtype=np.float32).ravel(), [str(i) for s in g for i in s.ids]))
     return out
 
 
 def _explain_samples(
-    sel: Any, X: sp.csr_matrix | None, groups: list[list[Any]], scfg: Any, cfg: ExplainConfig, threshold: float
+    sel: Any, X: sp.csr_matrix | None, groups: list[list[Any]], scfg: Any, cfg: ExplainConfig, threshold: float,
+    pm: Any = None,
 ) -> list[dict[str, Any]]:
     method = sel.method
     overlap = method in ("mona", "mmr")
-    targets = _target_matrices(groups, scfg) if (X is not None and overlap) else []
+    # the overlap terms use the codes exactly as the selection scored them (feature weights applied)
+    weights = pm.feature_weights() if (pm is not None and overlap) else None
+    Xw = pm.weighted_codes() if weights is not None else X
+    targets = _target_matrices(groups, scfg, weights) if (X is not None and overlap) else []
     covered = np.zeros(X.shape[1], bool) if X is not None else None
     out = []
     for i, sid in enumerate(sel.ids):
@@ -467,7 +476,8 @@ def _explain_samples(
         idx, val = X.indices[X.indptr[row] : X.indptr[row + 1]], X.data[X.indptr[row] : X.indptr[row + 1]]
         entry["n_active"] = int((val > threshold).sum())
         if overlap and targets:
-            entry.update(_overlap_entry(sel, i, idx, val, targets, scfg, cfg, recorded))
+            widx, wval = Xw.indices[Xw.indptr[row] : Xw.indptr[row + 1]], Xw.data[Xw.indptr[row] : Xw.indptr[row + 1]]
+            entry.update(_overlap_entry(sel, i, widx, wval, targets, scfg, cfg, recorded))
         elif method == "greedy-coverage":
             act = val > threshold
             a_idx, a_val = idx[act], val[act]

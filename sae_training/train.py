@@ -162,8 +162,8 @@ def _runner_class() -> type:
                 done = trainer.n_training_samples
                 trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t >= done]
                 trainer.n_training_steps = trainer.n_training_samples // trainer.cfg.train_batch_size_samples
-            elif cfg.init_b_dec == "mean":
-                _init_b_dec_to_mean(trainer)
+            else:
+                _init_statistics(trainer, cfg)
             _attach_progress(trainer, cfg)
             return super().run_trainer_with_interruption_handling(trainer)
 
@@ -171,19 +171,34 @@ def _runner_class() -> type:
 
 
 @torch.no_grad()
-def _init_b_dec_to_mean(trainer: Any, n_batches: int = 4) -> None:
-    """Set b_dec to the mean of the first batches; those batches are then trained on as usual."""
+def _init_statistics(trainer: Any, cfg: SAETrainConfig) -> None:
+    """Measure the input normalisation and set b_dec to the mean input, from the first batches.
+
+    Both are set before ``fit``, so sae-lens keeps them (and checkpoints them) instead of estimating the
+    normalisation from its default of 1,000 batches. The batches are then trained on as usual.
+    """
+    norm = trainer.sae.cfg.normalize_activations
+    if norm == "none" and cfg.init_b_dec != "mean":
+        return
+    batch = trainer.cfg.train_batch_size_samples
+    n_batches = max(4, -(-cfg.whitening_tokens // batch)) if norm == "covariance_whitening" else 4
     batches = [next(trainer.data_provider) for _ in range(n_batches)]
     acts = torch.cat(batches).to(trainer.sae.device, torch.float32)
-    if trainer.sae.cfg.normalize_activations == "expected_average_only_in":
-        trainer.activation_scaler.scaling_factor = (acts.shape[1] ** 0.5) / acts.norm(dim=-1).mean().item()
-        acts = acts * trainer.activation_scaler.scaling_factor
-    mean = acts.mean(0)
-    trainer.sae.b_dec.data.copy_(mean.to(trainer.sae.b_dec.dtype))
-    centred = (acts - mean).pow(2).sum(-1).mean().item()
-    total = acts.pow(2).sum(-1).mean().item()
-    log.info("b_dec initialised to the mean of %d activations (the mean carries %.0f%% of their energy)",
-             acts.shape[0], 100 * (1 - centred / max(total, 1e-12)))
+    scaler = trainer.activation_scaler
+    if norm == "expected_average_only_in":
+        scaler.scaling_factor = (acts.shape[1] ** 0.5) / acts.norm(dim=-1).mean().item()
+    elif norm == "covariance_whitening":
+        scaler.estimate_whitening(d_in=acts.shape[1], data_provider=iter(batches),
+                                  n_batches_for_norm_estimate=n_batches)
+        log.info("whitening estimated on %d activations", acts.shape[0])
+    acts = scaler.scale(acts).float()
+    if cfg.init_b_dec == "mean":
+        mean = acts.mean(0)
+        trainer.sae.b_dec.data.copy_(mean.to(trainer.sae.b_dec.dtype))
+        centred = (acts - mean).pow(2).sum(-1).mean().item()
+        total = acts.pow(2).sum(-1).mean().item()
+        log.info("b_dec initialised to the mean of %d activations (the mean carries %.0f%% of their energy)",
+                 acts.shape[0], 100 * (1 - centred / max(total, 1e-12)))
     trainer.data_provider = itertools.chain(iter(batches), trainer.data_provider)
 
 

@@ -94,10 +94,11 @@ def _stores(seed: int = 0):
     return pool, target
 
 
-@pytest.mark.parametrize("similarity", ["jaccard", "cosine"])
-def test_mona_shares_sum_to_score(tmp_path, similarity):
+@pytest.mark.parametrize("similarity,weights", [("jaccard", {}), ("cosine", {}),
+                                                ("cosine", {"feature_weights": "idf", "max_feature_share": 0.3})])
+def test_mona_shares_sum_to_score(tmp_path, similarity, weights):
     pool, target = _stores()
-    sel = select(pool, target=target, method="mona", n=8, similarity=similarity, top_features=3)
+    sel = select(pool, target=target, method="mona", n=8, similarity=similarity, top_features=3, **weights)
     sel.save(tmp_path / "s")
     ex = explain(tmp_path / "s", pool_store=pool, target_stores=target, top_features=1000)
     for row, score in zip(ex.samples, sel.scores, strict=True):

@@ -90,3 +90,52 @@ def test_float16_weights_load_as_float32(tmp_path, tiny):
     assert loaded.sae.W_enc.dtype == torch.float32
     x = torch.randn(20, 32)
     assert torch.allclose(loaded.decode(loaded.encode(x)), result.sae.decode(result.sae.encode(x)).detach(), atol=0.05)
+
+
+def test_init_statistics_whitens_and_keeps_the_batches():
+    """The pre-fit seam estimates the whitening on the first batches, centres b_dec, and trains on them too."""
+    from types import SimpleNamespace
+
+    from sae_lens.training.activation_scaler import ActivationScaler
+
+    from sae_training.train import _init_statistics
+
+    gen = torch.Generator().manual_seed(0)
+    mix = torch.randn(8, 8, generator=gen) * torch.tensor([50.0, 5, 1, 1, 1, 1, 0.5, 0.1])[:, None]
+    batches = [torch.randn(256, 8, generator=gen) @ mix + 7.0 for _ in range(8)]
+    sae = SimpleNamespace(cfg=SimpleNamespace(normalize_activations="covariance_whitening"),
+                          b_dec=torch.nn.Parameter(torch.zeros(8)), device="cpu")
+    trainer = SimpleNamespace(sae=sae, cfg=SimpleNamespace(train_batch_size_samples=256),
+                              activation_scaler=ActivationScaler(), data_provider=iter(batches))
+    cfg = SAETrainConfig(name="t", model="tiny", hook="blocks.1.hook_resid_post", d_sae=16, k=2,
+                         normalize_activations="covariance_whitening", whitening_tokens=2048)
+    _init_statistics(trainer, cfg)
+    assert trainer.activation_scaler.whitening is not None
+    z = trainer.activation_scaler.scale(torch.cat(batches))
+    cov = torch.cov(z.T.double())
+    assert torch.allclose(cov, torch.eye(8, dtype=torch.float64), atol=0.05)
+    assert sae.b_dec.abs().max() < 1e-3  # whitened inputs have zero mean
+    replay = list(trainer.data_provider)
+    assert len(replay) == 8 and all(torch.equal(a, b) for a, b in zip(replay, batches))
+
+
+def test_whitened_training_folds_into_a_raw_activation_sae(tmp_path, tiny):
+    result = train(_config(tmp_path, normalize_activations="covariance_whitening", whitening_tokens=1024),
+                   loaded=tiny, texts=tiny_texts(200))
+    cfg = json.loads((result.sae_dir / "cfg.json").read_text())
+    assert cfg["normalize_activations"] == "none"  # the saved SAE reads raw activations
+    metrics = json.loads((result.sae_dir / "eval_metrics.json").read_text())
+    assert metrics["explained_variance"] > 0.2
+    assert metrics["l0"] <= 4.0 + 1e-6
+    x = []
+    for text in tiny_texts(20, seed=1):
+        _, cache = tiny.model.run_with_cache(text, names_filter=["blocks.1.hook_resid_post"])
+        x.append(cache["blocks.1.hook_resid_post"][0, 1:])
+    x = torch.cat(x)
+    loaded = load_sae(result.sae_dir, model=tiny)
+    with torch.no_grad():
+        codes = loaded.encode(x)
+        recon = loaded.decode(codes)
+    ev = 1 - (recon - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+    assert (codes > 0).sum(-1).max() <= 4
+    assert abs(ev.item() - metrics["explained_variance"]) < 0.1  # raw activations in, raw reconstruction out

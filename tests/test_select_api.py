@@ -118,6 +118,56 @@ def test_dense_and_text_baselines_recover_planted_cluster(world):
             assert precision(sel, world["is_topic"]) >= 0.9, (method, aggregate)
 
 
+def test_dense_standardize_ignores_a_massive_noisy_dimension():
+    """One dimension with 100x the spread of the rest (a format shared by the targets and half the pool, not the
+    topic) decides raw cosines."""
+    rng = np.random.default_rng(1)
+    is_topic = np.zeros(N, bool)
+    is_topic[CLUSTER] = True
+    topic_dir = rng.normal(size=64)
+    dense = rng.normal(size=(N, 64)) + 1.5 * is_topic[:, None] * topic_dir
+    dense[:, 0] = 150.0 * (rng.random(N) < 0.5)
+    tdense = rng.normal(size=(15, 64)) + 1.5 * topic_dir
+    tdense[:, 0] = 150.0
+    ids = [f"p{i}" for i in range(N)]
+    pool = ArrayStore(ids, dense_matrix=dense.astype(np.float32), manifest={**MANIFEST, "mode": "dense"})
+    target = ArrayStore([f"t{i}" for i in range(15)], dense_matrix=tdense.astype(np.float32),
+                        manifest={**MANIFEST, "mode": "dense"})
+    raw = select(pool, target=target, n=40, method="dense", standardize=False)
+    std = select(pool, target=target, n=40, method="dense")
+    assert precision(raw, is_topic) < 0.5
+    assert precision(std, is_topic) >= 0.9
+    assert std.config.standardize and not raw.config.standardize
+
+
+def test_feature_weights_discount_format_features(world):
+    """Four strong 'format' features fire in every target and in 70% of the pool: they drown the topic.
+    Dropping features active in most of the pool removes them; IDF weighting discounts them."""
+    rng = np.random.default_rng(3)
+    fmt = np.arange(F - 4, F)
+
+    def with_format(store, share):
+        X = store.codes().toarray()
+        on = rng.random(X.shape[0]) < share
+        X[np.ix_(on, fmt)] = 3.0
+        return ArrayStore(list(store.ids), sp.csr_matrix(X), manifest=store.manifest)
+
+    pool, target = with_format(world["pool"], 0.7), with_format(world["target"], 1.0)
+    plain = select(pool, target=target, n=40, method="mona")
+    dropped = select(pool, target=target, n=40, method="mona", max_feature_share=0.5, top_features=20)
+    cos = select(pool, target=target, n=40, method="mona", similarity="cosine")
+    idf = select(pool, target=target, n=40, method="mona", similarity="cosine", feature_weights="idf")
+    assert precision(plain, world["is_topic"]) < 0.8
+    assert precision(dropped, world["is_topic"]) >= 0.95
+    assert precision(cos, world["is_topic"]) < 0.8
+    assert precision(idf, world["is_topic"]) >= 0.95
+    assert not {f["feature"] for feats in dropped.features for f in feats} & set(fmt.tolist())
+    with pytest.raises(MonaError, match="max_feature_share"):
+        SelectConfig(max_feature_share=0.0)
+    with pytest.raises(MonaError, match="feature_weights"):
+        SelectConfig(feature_weights="tf")
+
+
 @pytest.mark.slow
 def test_sbert_baseline(world, tmp_path, monkeypatch):
     monkeypatch.setenv("MONA_HOME", str(tmp_path))

@@ -18,6 +18,8 @@ _FLAGS = (
     "aggregate",
     "binarize",
     "active_threshold",
+    "feature_weights",
+    "max_feature_share",
     "targets",
     "top_features",
     "nait_candidate",
@@ -59,6 +61,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--aggregate", choices=("prototype", "max"), help="target prototype or max over targets")
     p.add_argument("--binarize", action="store_true", default=None, help="codes above --active-threshold count as 1")
     p.add_argument("--active-threshold", type=float, help="feature is active above this pooled value (default: 0)")
+    p.add_argument("--feature-weights", choices=("none", "idf"),
+                   help="mona: weight SAE features by inverse pool frequency (default: none)")
+    p.add_argument("--max-feature-share", type=float,
+                   help="mona: ignore features active in more than this share of the pool (default: 1 = keep all)")
     p.add_argument("--targets", choices=("merge", "quota"), help="several target sets: merge or per-set quotas")
     p.add_argument("--quotas", help="relative quotas per target set, comma separated (default: equal)")
     p.add_argument("--top-features", type=int, help="contributing features recorded per pick (default: 10)")

@@ -49,27 +49,72 @@ class PoolMatrices:
     store: Any
     config: SelectConfig
     _codes: sp.csr_matrix | None = None
+    _weights: np.ndarray | None = None
+    _weighted: sp.csr_matrix | None = None
     _dense: np.ndarray | None = None
     _mean: np.ndarray | None = None
+    _scale: np.ndarray | None = None
 
     def codes(self) -> sp.csr_matrix:
         if self._codes is None:
             self._codes = stack_codes([self.store], self.config.binarize, self.config.active_threshold)
         return self._codes
 
+    def feature_weights(self) -> np.ndarray | None:
+        """(F,) per-feature weights for target scoring (``feature_weights``, ``max_feature_share``), or None."""
+        cfg = self.config
+        if cfg.feature_weights == "none" and cfg.max_feature_share >= 1.0:
+            return None
+        if self._weights is None:
+            X = self.codes()
+            active = X.data > cfg.active_threshold
+            df = np.bincount(X.indices[active], minlength=X.shape[1]).astype(np.float64)
+            n = X.shape[0]
+            w = np.ones(X.shape[1])
+            if cfg.feature_weights == "idf":
+                w = np.log((1.0 + n) / (1.0 + df)) + 1.0
+            if cfg.max_feature_share < 1.0:
+                w[df > cfg.max_feature_share * n] = 0.0
+            self._weights = w.astype(np.float32)
+        return self._weights
+
+    def weighted_codes(self) -> sp.csr_matrix:
+        """(n, F) pool codes times :meth:`feature_weights` (zeroed features removed), for target scoring."""
+        w = self.feature_weights()
+        if w is None:
+            return self.codes()
+        if self._weighted is None:
+            self._weighted = reweight(self.codes(), w)
+        return self._weighted
+
     def dense(self) -> np.ndarray:
-        """Dense pool vectors, centred on the pool mean when ``config.center``."""
+        """(n, d) dense pool vectors, centred on the pool mean (``config.center``) and divided by the pool's
+        per-dimension standard deviation (``config.standardize``)."""
         if self._dense is None:
             x = np.asarray(self.store.dense(), dtype=np.float32)
             if self.config.center:
                 self._mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
                 x = x - self._mean
+            if self.config.standardize and len(x) > 1:
+                sd = x.std(axis=0, dtype=np.float64)
+                self._scale = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 1.0).astype(np.float32)
+                x = x * self._scale
             self._dense = x
         return self._dense
 
-    def center(self, t: np.ndarray) -> np.ndarray:
+    def normalize(self, t: np.ndarray) -> np.ndarray:
+        """(m, d) target vectors in the pool's coordinates (same centring and scaling as :meth:`dense`)."""
         self.dense()
-        return t - self._mean if self._mean is not None else t
+        if self._mean is not None:
+            t = t - self._mean
+        return t * self._scale if self._scale is not None else t
+
+
+def reweight(X: sp.csr_matrix, w: np.ndarray) -> sp.csr_matrix:
+    """(n, F) codes with column j multiplied by ``w[j]``; entries whose weight is 0 are dropped."""
+    X = sp.csr_matrix(X @ sp.diags(w.astype(np.float32)), dtype=np.float32)
+    X.eliminate_zeros()
+    return X
 
 
 def _target_ids(group: list[Any]) -> list[str]:
@@ -89,10 +134,13 @@ def score_mona(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
         require_mode(s, ("sae",), "mona", "target")
         check_compatible(pool.store, s)
     _non_empty(group, k)
-    X = pool.codes()
+    X = pool.weighted_codes()
     T = stack_codes(group, cfg.binarize, cfg.active_threshold)
     if T.shape[1] != X.shape[1]:
         raise MonaError(f"target codes have {T.shape[1]} features but pool codes have {X.shape[1]}")
+    w = pool.feature_weights()
+    if w is not None:
+        T = reweight(T, w)
     tids = _target_ids(group)
     if cfg.aggregate == "prototype":
         t = np.asarray(T.mean(axis=0), dtype=np.float32).ravel()
@@ -117,7 +165,7 @@ def _row_contrib(X: sp.csr_matrix, r: int, t: np.ndarray, cfg: SelectConfig) -> 
 
 
 def score_dense(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
-    """Cosine of the (centred) mean hidden state to the target prototype, or max over target samples."""
+    """Cosine of the (centred, standardised) mean hidden state to the target prototype, or max over targets."""
     cfg = pool.config
     require_mode(pool.store, ("dense",), "dense")
     for s in group:
@@ -125,7 +173,7 @@ def score_dense(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
         check_compatible(pool.store, s)
     _non_empty(group, k)
     X = pool.dense()
-    T = pool.center(np.concatenate([np.asarray(s.dense(), np.float32) for s in group], axis=0))
+    T = pool.normalize(np.concatenate([np.asarray(s.dense(), np.float32) for s in group], axis=0))
     if T.shape[1] != X.shape[1]:
         raise MonaError(f"target vectors have {T.shape[1]} dimensions but pool vectors have {X.shape[1]}")
     if cfg.aggregate == "prototype":
