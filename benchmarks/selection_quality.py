@@ -83,11 +83,10 @@ def sae_variants(which: str) -> list[dict]:
         {"pooling": "binary", "span": "all", "similarity": "cosine", "aggregate": "prototype"},
         {"pooling": "max", "span": "all", "similarity": "jaccard", "aggregate": "prototype"},
     ]
-    weighted = [
-        {**v, **w}
-        for v in base[:2]
-        for w in ({"feature_weights": "idf"}, {"max_feature_share": 0.5},
-                  {"feature_weights": "idf", "max_feature_share": 0.5})
+    idf, share = {"feature_weights": "idf"}, {"max_feature_share": 0.5}
+    weights = (idf, share, {**idf, **share})
+    weighted = [{**base[0], **w} for w in weights[:2]] + [
+        {**base[1], **w, **c} for c in ({}, {"contrast": True}) for w in ({}, *weights) if w or c
     ]
     if which == "quick":
         return base + weighted
@@ -99,7 +98,8 @@ def sae_variants(which: str) -> list[dict]:
     for share in (0.2, 0.8):
         more.append({**base[1], "max_feature_share": share})
         more.append({**base[1], "feature_weights": "idf", "max_feature_share": share})
-    more.append({**base[1], "aggregate": "max", "feature_weights": "idf", "max_feature_share": 0.5})
+    more.append({**base[1], "aggregate": "max", "feature_weights": "idf", "max_feature_share": 0.5, "contrast": True})
+    more.append({**base[3], "feature_weights": "idf", "max_feature_share": 0.5, "contrast": True})
     return base + weighted + more
 
 
@@ -113,6 +113,8 @@ def variant_name(v: dict) -> str:
         name += f" w={v['feature_weights']}"
     if v.get("max_feature_share", 1.0) < 1.0:
         name += f" share<={v['max_feature_share']}"
+    if v.get("contrast"):
+        name += " contrast"
     return name
 
 
@@ -147,7 +149,7 @@ def run(args: argparse.Namespace) -> dict:
             T = tc.pooled(v["pooling"], v["span"])
             cfg = SelectConfig(method="mona", n=n, similarity=v["similarity"], aggregate=v["aggregate"], top_features=0,
                                feature_weights=v.get("feature_weights", "none"),
-                               max_feature_share=v.get("max_feature_share", 1.0))
+                               max_feature_share=v.get("max_feature_share", 1.0), contrast=v.get("contrast", False))
             sel = select(
                 ArrayStore(pool_tc.ids, codes_matrix=P, manifest=manifest),
                 target=ArrayStore(tc.ids, codes_matrix=T, manifest=manifest),

@@ -426,11 +426,13 @@ def _labels(labels: Any) -> Any:
 
 
 def _target_matrices(
-    groups: list[list[Any]], scfg: Any, weights: np.ndarray | None = None
-) -> list[tuple[sp.csr_matrix, np.ndarray, list[str]]]:
-    """Per target set: its code matrix (as the selection scored it, times ``weights``), prototype and sample ids."""
+    groups: list[list[Any]], scfg: Any, weights: np.ndarray | None = None, shift: np.ndarray | None = None
+) -> list[tuple[Any, np.ndarray, list[str]]]:
+    """Per target set: its code matrix and prototype as the selection scored them (times ``weights``, minus the
+    pool mean ``shift`` under ``contrast``; the matrix is then dense), and its sample ids."""
     from mona.select.inputs import stack_codes
-    from mona.select.target import reweight
+    from mona.select.similarity import normalize_rows
+    from mona.select.target import prototype, reweight
 
     out = []
     for g in groups:
@@ -439,7 +441,10 @@ def _target_matrices(
         T = stack_codes(g, scfg.binarize, scfg.active_threshold)
         if weights is not None:
             T = reweight(T, weights)
-        out.append((T, np.asarray(T.mean(axis=0), dtype=np.float32).ravel(), [str(i) for s in g for i in s.ids]))
+        proto = prototype(T, scfg.similarity, shift)
+        if shift is not None:
+            T = np.asarray(normalize_rows(T).toarray(), np.float32) - shift
+        out.append((T, proto, [str(i) for s in g for i in s.ids]))
     return out
 
 
@@ -452,7 +457,8 @@ def _explain_samples(
     # the overlap terms use the codes exactly as the selection scored them (feature weights applied)
     weights = pm.feature_weights() if (pm is not None and overlap) else None
     Xw = pm.weighted_codes() if weights is not None else X
-    targets = _target_matrices(groups, scfg, weights) if (X is not None and overlap) else []
+    shift = pm.code_mean() if (pm is not None and overlap and getattr(scfg, "contrast", False)) else None
+    targets = _target_matrices(groups, scfg, weights, shift) if (X is not None and overlap) else []
     covered = np.zeros(X.shape[1], bool) if X is not None else None
     out = []
     for i, sid in enumerate(sel.ids):
@@ -513,7 +519,8 @@ def _overlap_entry(
     T, proto, tids = targets[min(k, len(targets) - 1)]
     t = proto
     if scfg.aggregate == "max" and sel.matches is not None and sel.matches[i] in tids:
-        t = T.getrow(tids.index(sel.matches[i])).toarray().ravel()
+        j = tids.index(sel.matches[i])
+        t = T[j] if isinstance(T, np.ndarray) else T.getrow(j).toarray().ravel()
     terms = overlap_terms(idx, val, t, scfg.similarity)
     total = float(terms.sum())
     if scfg.similarity == "jaccard":
@@ -534,7 +541,7 @@ def _overlap_entry(
             "target": float(t[idx[j]]),
         }
         for j in order
-        if total > 0 and terms[j] > 0
+        if total > 0 and terms[j] != 0
     ]
     top_rec = [int(f["feature"]) for f in recorded[: len(feats)]]
     if top_rec and top_rec != [f["feature"] for f in feats[: len(top_rec)]]:
@@ -546,7 +553,12 @@ def _target_coverage(X: sp.csr_matrix, rows: np.ndarray, groups: list[list[Any]]
     out = []
     pool_active = active_counts(X, thr) > 0
     sel_active = active_counts(X[np.unique(rows)], thr) > 0
-    for k, (_, proto, _) in enumerate(_target_matrices(groups, scfg)):
+    from mona.select.inputs import stack_codes
+
+    for k, g in enumerate(groups):
+        if any(_mode(s) != "sae" for s in g):
+            return []
+        proto = np.asarray(stack_codes(g, scfg.binarize, scfg.active_threshold).mean(axis=0)).ravel()
         tf = proto > thr
         out.append({
             "target": k,

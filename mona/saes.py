@@ -34,7 +34,7 @@ from mona.models import LoadedModel, hook_layer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SAE_NAME = "gemma-3-270m-l6-topk-4k"
+DEFAULT_SAE_NAME = "gemma-3-270m-l6-topk-8k"
 """Folder name of the shipped default SAE under ``mona/assets/saes/``."""
 DEFAULT_SAE_HOOK = "blocks.6.hook_resid_post"
 """Hook the default SAE reads (layer 6 residual stream of Gemma 3 270M)."""

@@ -95,7 +95,8 @@ def _stores(seed: int = 0):
 
 
 @pytest.mark.parametrize("similarity,weights", [("jaccard", {}), ("cosine", {}),
-                                                ("cosine", {"feature_weights": "idf", "max_feature_share": 0.3})])
+                                                ("cosine", {"feature_weights": "idf", "max_feature_share": 0.3}),
+                                                ("cosine", {"feature_weights": "idf", "contrast": True})])
 def test_mona_shares_sum_to_score(tmp_path, similarity, weights):
     pool, target = _stores()
     sel = select(pool, target=target, method="mona", n=8, similarity=similarity, top_features=3, **weights)

@@ -142,7 +142,7 @@ def test_dense_standardize_ignores_a_massive_noisy_dimension():
 
 def test_feature_weights_discount_format_features(world):
     """Four strong 'format' features fire in every target and in 70% of the pool: they drown the topic.
-    Dropping features active in most of the pool removes them; IDF weighting discounts them."""
+    Dropping features active in most of the pool removes them; IDF weighting and contrast discount them."""
     rng = np.random.default_rng(3)
     fmt = np.arange(F - 4, F)
 
@@ -161,6 +161,11 @@ def test_feature_weights_discount_format_features(world):
     assert precision(dropped, world["is_topic"]) >= 0.95
     assert precision(cos, world["is_topic"]) < 0.8
     assert precision(idf, world["is_topic"]) >= 0.95
+    for aggregate in ("prototype", "max"):  # scoring against target minus pool mean discounts them too
+        con = select(pool, target=target, n=40, method="mona", similarity="cosine", contrast=True, aggregate=aggregate)
+        assert precision(con, world["is_topic"]) >= 0.9, aggregate
+    with pytest.raises(MonaError, match="contrast"):
+        SelectConfig(contrast=True, similarity="jaccard")
     assert not {f["feature"] for feats in dropped.features for f in feats} & set(fmt.tolist())
     with pytest.raises(MonaError, match="max_feature_share"):
         SelectConfig(max_feature_share=0.0)

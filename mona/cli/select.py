@@ -20,6 +20,7 @@ _FLAGS = (
     "active_threshold",
     "feature_weights",
     "max_feature_share",
+    "contrast",
     "targets",
     "top_features",
     "nait_candidate",
@@ -63,6 +64,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--active-threshold", type=float, help="feature is active above this pooled value (default: 0)")
     p.add_argument("--feature-weights", choices=("none", "idf"),
                    help="mona: weight SAE features by inverse pool frequency (default: none)")
+    p.add_argument("--contrast", action="store_true", default=None,
+                   help="mona, cosine: score against the target prototype minus the pool's mean code")
     p.add_argument("--max-feature-share", type=float,
                    help="mona: ignore features active in more than this share of the pool (default: 1 = keep all)")
     p.add_argument("--targets", choices=("merge", "quota"), help="several target sets: merge or per-set quotas")

@@ -63,6 +63,10 @@ class SelectConfig:
     """``mona`` (and ``mmr``'s relevance): multiply each SAE feature, in pool and target codes alike, by a weight
     before scoring. ``idf``: ``ln((1 + n) / (1 + df)) + 1`` with ``df`` the pool samples where it is active, so
     features that fire everywhere (formatting, common tokens) count less than topical ones."""
+    contrast: bool = False
+    """``mona`` with ``similarity="cosine"``: score against the target prototype minus the pool's mean code (after
+    ``feature_weights``), i.e. against what sets the target apart from the pool, not what every sample shares.
+    Pool codes stay sparse (``x·(t − μ) / (‖x‖ ‖t − μ‖)``)."""
     max_feature_share: float = 1.0
     """``mona`` (and ``mmr``'s relevance): ignore features active in more than this share of the pool's samples.
     Such features describe the pool's common format rather than any topic; 1.0 keeps all."""
@@ -116,6 +120,8 @@ class SelectConfig:
             raise MonaError(f"feature_weights must be 'none' or 'idf', got {self.feature_weights!r}")
         if not 0.0 < float(self.max_feature_share) <= 1.0:
             raise MonaError(f"max_feature_share must be in (0, 1], got {self.max_feature_share!r}")
+        if self.contrast and self.similarity != "cosine":
+            raise MonaError("contrast=True needs similarity='cosine' (the contrasted prototype has negative entries)")
         if self.method not in METHODS:
             raise MonaError(f"unknown selection method {self.method!r}; valid methods: {', '.join(METHODS)}")
         if self.n is not None and self.ratio is not None:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from mona.errors import MonaError
 from mona.select.budget import top_n
 from mona.select.inputs import binarize_codes
-from mona.select.similarity import _normalize_rows, activation_shares, cosine_to_vector, jaccard_to_vector
+from mona.select.similarity import activation_shares, cosine_to_vector, jaccard_to_vector, normalize_rows
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def kcenter(X: Any, n: int, seed: int = 0) -> Picked:
     Score = cosine distance of the pick to its nearest earlier centre (1.0 for the first). Each step is one
     mat-vec over the pool.
     """
-    Xn = _normalize_rows(X)
+    Xn = normalize_rows(X)
     N = Xn.shape[0]
     is_sparse = sp.issparse(Xn)
     first = int(np.random.default_rng(seed).integers(N))

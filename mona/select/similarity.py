@@ -149,7 +149,8 @@ def max_similarity_to_rows(X: Any, T: Any, similarity: str) -> tuple[np.ndarray,
     return best, arg
 
 
-def _normalize_rows(X: Any) -> Any:
+def normalize_rows(X: Any) -> Any:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero); sparse in, sparse out."""
     norms = row_norms(X)
     inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
     if sp.issparse(X):
@@ -158,7 +159,7 @@ def _normalize_rows(X: Any) -> Any:
 
 
 def _max_cosine(X: Any, T: Any, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
-    Xn, Tn = _normalize_rows(X), _normalize_rows(T)
+    Xn, Tn = normalize_rows(X), normalize_rows(T)
     Tt = Tn.T.tocsr() if sp.issparse(Tn) else np.ascontiguousarray(Tn.T)
     n = X.shape[0]
     best = np.empty(n, np.float64)
@@ -180,6 +181,8 @@ def contributions(
     ``share`` is the part of the score the feature accounts for, divided by the score, so the shares of ALL
     features sum to 1 and ``share * score`` is the feature's own term: for weighted Jaccard
     ``min(a_k, t_k) / Σ_j min(a_j, t_j)``; for cosine ``a_k t_k / Σ_j a_j t_j``. Ties go to the lower feature id.
+    With a contrasted target (``t`` below the pool mean on some features) a term, and its share, can be negative:
+    such a feature counts against the sample; it is listed after all positive ones.
     """
     if k <= 0 or len(indices) == 0:
         return []
@@ -189,7 +192,7 @@ def contributions(
     if total <= 0:
         return []
     order = np.lexsort((indices, -terms))[:k]
-    return [{"feature": int(indices[i]), "share": float(terms[i] / total)} for i in order if terms[i] > 0]
+    return [{"feature": int(indices[i]), "share": float(terms[i] / total)} for i in order if terms[i] != 0]
 
 
 def activation_shares(indices: np.ndarray, values: np.ndarray, k: int) -> list[dict[str, float]]:

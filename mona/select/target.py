@@ -21,6 +21,7 @@ from mona.select.similarity import (
     contributions,
     cosine_to_vector,
     max_similarity_to_rows,
+    normalize_rows,
     similarity_to_vector,
 )
 
@@ -51,6 +52,7 @@ class PoolMatrices:
     _codes: sp.csr_matrix | None = None
     _weights: np.ndarray | None = None
     _weighted: sp.csr_matrix | None = None
+    _code_mean: np.ndarray | None = None
     _dense: np.ndarray | None = None
     _mean: np.ndarray | None = None
     _scale: np.ndarray | None = None
@@ -87,6 +89,14 @@ class PoolMatrices:
             self._weighted = reweight(self.codes(), w)
         return self._weighted
 
+    def code_mean(self) -> np.ndarray:
+        """(F,) the pool's mean direction: mean of the unit-normalised rows of :meth:`weighted_codes` (what
+        ``contrast`` subtracts from the target's own mean direction)."""
+        if self._code_mean is None:
+            unit = normalize_rows(self.weighted_codes())
+            self._code_mean = np.asarray(unit.mean(axis=0), dtype=np.float32).ravel()
+        return self._code_mean
+
     def dense(self) -> np.ndarray:
         """(n, d) dense pool vectors, centred on the pool mean (``config.center``) and divided by the pool's
         per-dimension standard deviation (``config.standardize``)."""
@@ -108,6 +118,14 @@ class PoolMatrices:
         if self._mean is not None:
             t = t - self._mean
         return t * self._scale if self._scale is not None else t
+
+
+def prototype(T: sp.csr_matrix, similarity: str, shift: np.ndarray | None = None) -> np.ndarray:
+    """(F,) the target set's prototype: the mean code for Jaccard; for cosine the mean of the unit-normalised
+    codes (every target sample weighs the same, whatever its norm), minus ``shift`` (``contrast``)."""
+    rows = normalize_rows(T) if similarity == "cosine" else T
+    t = np.asarray(rows.mean(axis=0), dtype=np.float32).ravel()
+    return t - shift if shift is not None else t
 
 
 def reweight(X: sp.csr_matrix, w: np.ndarray) -> sp.csr_matrix:
@@ -142,18 +160,25 @@ def score_mona(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
     if w is not None:
         T = reweight(T, w)
     tids = _target_ids(group)
+    shift = pool.code_mean() if cfg.contrast else None
     if cfg.aggregate == "prototype":
-        t = np.asarray(T.mean(axis=0), dtype=np.float32).ravel()
+        t = prototype(T, cfg.similarity, shift)
+        active = int((np.asarray(T.getnnz(axis=0)) > 0).sum())
         scores = similarity_to_vector(X, t, cfg.similarity)
 
         def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
             return [_row_contrib(X, r, t, cfg) for r in rows], None
 
-        return Scored(scores, explain, {"target_active_features": int((t > 0).sum())})
+        return Scored(scores, explain, {"target_active_features": active})
+    if shift is not None:
+        T = np.asarray(normalize_rows(T).toarray(), dtype=np.float32) - shift  # (m, F) offsets from the pool's
     scores, arg = max_similarity_to_rows(X, T, cfg.similarity)
 
+    def target_row(j: int) -> np.ndarray:
+        return T[j] if isinstance(T, np.ndarray) else T.getrow(j).toarray().ravel()
+
     def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
-        feats = [_row_contrib(X, r, T.getrow(int(arg[r])).toarray().ravel(), cfg) for r in rows]
+        feats = [_row_contrib(X, r, target_row(int(arg[r])), cfg) for r in rows]
         return feats, [tids[int(arg[r])] for r in rows]
 
     return Scored(scores, explain_max)
