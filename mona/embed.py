@@ -461,7 +461,8 @@ def _embed_shard(loaded: Any, handle: _SAE | None, samples: Sequence[Any], confi
     codes.sort_indices()
     return {
         "indptr": codes.indptr.astype(np.int64),
-        "indices": codes.indices.astype(np.int32),
+        # feature ids fit in uint16 for any SAE up to 65,536 wide: 4 bytes per active feature with float16 values
+        "indices": codes.indices.astype(np.uint16 if codes.shape[1] <= 1 << 16 else np.int32),
         "values": codes.data.astype(dtype),
         "lengths": lengths,
     }

@@ -10,7 +10,8 @@ Layout of a store folder::
     shards/00000.done        completion marker: the shard's row count and file checksums
     logs/00000.json          timing of the run that wrote shard 0 (the only non-deterministic files)
 
-A shard holds, by mode: ``sae`` — CSR ``indptr`` (int64), ``indices`` (int32), ``values`` (float16/32);
+A shard holds, by mode: ``sae`` — CSR ``indptr`` (int64), ``indices`` (uint16 when the SAE has at most 65,536
+features, else int32), ``values`` (float16/32);
 ``dense`` — ``dense`` (rows, d); ``layers`` — ``layers`` (rows, L, 2, d). Every shard also has ``lengths``
 (int32, valid tokens pooled per sample). Shard files carry no timestamps, so the same inputs and settings give
 byte-identical stores whether written in one run, resumed after a crash, or in ``shard=(i, n)`` parts.
@@ -321,7 +322,7 @@ def _as_csr(arrays: dict[str, np.ndarray], width: int, mode: str) -> sp.csr_matr
         return sp.csr_matrix(arrays["dense"].astype(np.float32))
     rows = arrays["lengths"].shape[0]
     return sp.csr_matrix(
-        (arrays["values"].astype(np.float32), arrays["indices"], arrays["indptr"]), shape=(rows, width)
+        (arrays["values"].astype(np.float32), arrays["indices"].astype(np.int32), arrays["indptr"]), shape=(rows, width)
     )
 
 
