@@ -425,25 +425,13 @@ def _labels(labels: Any) -> Any:
     return labels if isinstance(labels, FeatureLabels) else load_labels(labels)
 
 
-def _target_matrices(
-    groups: list[list[Any]], scfg: Any, weights: np.ndarray | None = None, shift: np.ndarray | None = None
-) -> list[tuple[Any, np.ndarray, list[str]]]:
-    """Per target set: its code matrix and prototype as the selection scored them (times ``weights``, minus the
-    pool mean ``shift`` under ``contrast``; the matrix is then dense), and its sample ids."""
-    from mona.select.inputs import stack_codes
-    from mona.select.similarity import normalize_rows
-    from mona.select.target import prototype, reweight
-
+def _target_matrices(groups: list[list[Any]], pm: Any) -> list[tuple[Any, np.ndarray, list[str]]]:
+    """Per target set: its code matrix and prototype exactly as the selection scored them, and its sample ids."""
     out = []
     for g in groups:
         if any(_mode(s) != "sae" for s in g):
             return []
-        T = stack_codes(g, scfg.binarize, scfg.active_threshold)
-        if weights is not None:
-            T = reweight(T, weights)
-        proto = prototype(T, scfg.similarity, shift)
-        if shift is not None:
-            T = np.asarray(normalize_rows(T).toarray(), np.float32) - shift
+        T, proto = pm.targets(g)
         out.append((T, proto, [str(i) for s in g for i in s.ids]))
     return out
 
@@ -454,11 +442,9 @@ def _explain_samples(
 ) -> list[dict[str, Any]]:
     method = sel.method
     overlap = method in ("mona", "mmr")
-    # the overlap terms use the codes exactly as the selection scored them (feature weights applied)
-    weights = pm.feature_weights() if (pm is not None and overlap) else None
-    Xw = pm.weighted_codes() if weights is not None else X
-    shift = pm.code_mean() if (pm is not None and overlap and getattr(scfg, "contrast", False)) else None
-    targets = _target_matrices(groups, scfg, weights, shift) if (X is not None and overlap) else []
+    # the overlap terms use the codes exactly as the selection scored them (feature weights, contrast)
+    Xw = pm.weighted_codes() if (pm is not None and overlap) else X
+    targets = _target_matrices(groups, pm) if (pm is not None and overlap) else []
     covered = np.zeros(X.shape[1], bool) if X is not None else None
     out = []
     for i, sid in enumerate(sel.ids):
@@ -519,8 +505,9 @@ def _overlap_entry(
     T, proto, tids = targets[min(k, len(targets) - 1)]
     t = proto
     if scfg.aggregate == "max" and sel.matches is not None and sel.matches[i] in tids:
-        j = tids.index(sel.matches[i])
-        t = T[j] if isinstance(T, np.ndarray) else T.getrow(j).toarray().ravel()
+        from mona.select.target import target_row
+
+        t = target_row(T, tids.index(sel.matches[i]))
     terms = overlap_terms(idx, val, t, scfg.similarity)
     total = float(terms.sum())
     if scfg.similarity == "jaccard":

@@ -97,6 +97,24 @@ class PoolMatrices:
             self._code_mean = np.asarray(unit.mean(axis=0), dtype=np.float32).ravel()
         return self._code_mean
 
+    def targets(self, group: list[Any]) -> tuple[sp.csr_matrix | np.ndarray, np.ndarray]:
+        """A target set's (m, F) codes and (F,) prototype exactly as ``mona`` scores them against
+        :meth:`weighted_codes`: feature weights applied; under ``contrast`` the rows become unit-normalised offsets
+        from the pool's mean direction (dense) and the prototype is shifted alike."""
+        cfg = self.config
+        T = stack_codes(group, cfg.binarize, cfg.active_threshold)
+        width = self.codes().shape[1]
+        if T.shape[1] != width:
+            raise MonaError(f"target codes have {T.shape[1]} features but pool codes have {width}")
+        w = self.feature_weights()
+        if w is not None:
+            T = reweight(T, w)
+        shift = self.code_mean() if cfg.contrast else None
+        t = prototype(T, cfg.similarity, shift)
+        if shift is not None:
+            T = np.asarray(normalize_rows(T).toarray(), dtype=np.float32) - shift
+        return T, t
+
     def dense(self) -> np.ndarray:
         """(n, d) dense pool vectors, centred on the pool mean (``config.center``) and divided by the pool's
         per-dimension standard deviation (``config.standardize``)."""
@@ -128,6 +146,11 @@ def prototype(T: sp.csr_matrix, similarity: str, shift: np.ndarray | None = None
     return t - shift if shift is not None else t
 
 
+def target_row(T: sp.csr_matrix | np.ndarray, j: int) -> np.ndarray:
+    """(F,) row ``j`` of a target matrix from :meth:`PoolMatrices.targets` (sparse, or dense under contrast)."""
+    return T[j] if isinstance(T, np.ndarray) else T.getrow(j).toarray().ravel()
+
+
 def reweight(X: sp.csr_matrix, w: np.ndarray) -> sp.csr_matrix:
     """(n, F) codes with column j multiplied by ``w[j]``; entries whose weight is 0 are dropped."""
     X = sp.csr_matrix(X @ sp.diags(w.astype(np.float32)), dtype=np.float32)
@@ -153,32 +176,19 @@ def score_mona(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
         check_compatible(pool.store, s)
     _non_empty(group, k)
     X = pool.weighted_codes()
-    T = stack_codes(group, cfg.binarize, cfg.active_threshold)
-    if T.shape[1] != X.shape[1]:
-        raise MonaError(f"target codes have {T.shape[1]} features but pool codes have {X.shape[1]}")
-    w = pool.feature_weights()
-    if w is not None:
-        T = reweight(T, w)
+    T, t = pool.targets(group)
     tids = _target_ids(group)
-    shift = pool.code_mean() if cfg.contrast else None
     if cfg.aggregate == "prototype":
-        t = prototype(T, cfg.similarity, shift)
-        active = int((np.asarray(T.getnnz(axis=0)) > 0).sum())
         scores = similarity_to_vector(X, t, cfg.similarity)
 
         def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
             return [_row_contrib(X, r, t, cfg) for r in rows], None
 
-        return Scored(scores, explain, {"target_active_features": active})
-    if shift is not None:
-        T = np.asarray(normalize_rows(T).toarray(), dtype=np.float32) - shift  # (m, F) offsets from the pool's
+        return Scored(scores, explain, {"target_active_features": int((t > 0).sum())})
     scores, arg = max_similarity_to_rows(X, T, cfg.similarity)
 
-    def target_row(j: int) -> np.ndarray:
-        return T[j] if isinstance(T, np.ndarray) else T.getrow(j).toarray().ravel()
-
     def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
-        feats = [_row_contrib(X, r, target_row(int(arg[r])), cfg) for r in rows]
+        feats = [_row_contrib(X, r, target_row(T, int(arg[r])), cfg) for r in rows]
         return feats, [tids[int(arg[r])] for r in rows]
 
     return Scored(scores, explain_max)
