@@ -100,16 +100,21 @@ def test_render_gemma_turns_without_template():
     assert r.text[r.response_char_start :].startswith("Hello!")
 
 
-def test_render_with_chat_template(tiny):
-    tok = tiny.tokenizer
-    tok.chat_template = (
-        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-    )
+def _render_with_template(tok, template: str):
+    """Render the prompt/response sample with ``template`` set on the tokenizer for the call only."""
+    tok.chat_template = template
     try:
-        r = render(load_samples([PR])[0], tok)
+        return render(load_samples([PR])[0], tok)
     finally:
         tok.chat_template = None
+
+
+def test_render_with_chat_template(tiny):
+    r = _render_with_template(
+        tiny.tokenizer,
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}",
+    )
     assert r.text == "<|user|>Capital of France?\n<|assistant|>Paris.\n"
     assert r.text[r.response_char_start :] == "Paris.\n"
 
@@ -135,13 +140,9 @@ def test_content_spans_cover_only_message_text():
 
 
 def test_content_spans_with_chat_template(tiny):
-    tok = tiny.tokenizer
-    tok.chat_template = (
+    r = _render_with_template(
+        tiny.tokenizer,
         "{{ 'You are a helpful assistant.' }}{% for m in messages %}<|{{ m['role'] }}|>"
-        "{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+        "{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}",
     )
-    try:
-        r = render(load_samples([PR])[0], tok)
-    finally:
-        tok.chat_template = None
     assert [r.text[a:b] for a, b in r.content_spans] == ["Capital of France?", "Paris."]
