@@ -88,8 +88,10 @@ def sae_variants(which: str) -> list[dict]:
     weighted = [{**base[0], **w} for w in weights[:2]] + [
         {**base[1], **w, **c} for c in ({}, {"contrast": True}) for w in ({}, *weights) if w or c
     ]
+    decoder = [{**base[1], "similarity": "decoder", **w} for w in ({}, idf, {**idf, **share})]
+    decoder.append({**base[3], "similarity": "decoder", **idf})
     if which == "quick":
-        return base + weighted
+        return base + weighted + decoder
     more = []
     for v in base:
         more.append({**v, "aggregate": "max"})
@@ -100,7 +102,11 @@ def sae_variants(which: str) -> list[dict]:
         more.append({**base[1], "feature_weights": "idf", "max_feature_share": share})
     more.append({**base[1], "aggregate": "max", "feature_weights": "idf", "max_feature_share": 0.5, "contrast": True})
     more.append({**base[3], "feature_weights": "idf", "max_feature_share": 0.5, "contrast": True})
-    return base + weighted + more
+    decoder.append({**base[1], "similarity": "decoder", "aggregate": "max", **idf})
+    decoder.append({**base[1], "similarity": "decoder", "span": "prompt", **idf})
+    for keep in (1024, 768, 512):  # what a smaller store (fewer pooled features per sample) would cost
+        decoder.append({**base[1], "similarity": "decoder", **idf, "max_feature_share": 0.5, "keep": keep})
+    return base + weighted + decoder + more
 
 
 def variant_name(v: dict) -> str:
@@ -115,7 +121,21 @@ def variant_name(v: dict) -> str:
         name += f" share<={v['max_feature_share']}"
     if v.get("contrast"):
         name += " contrast"
+    if v.get("keep"):
+        name += f" keep<={v['keep']}"
     return name
+
+
+def keep_largest(X: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Each row's ``k`` largest entries (ties at the cut kept), the rest dropped: a store holding at most ``k``
+    pooled features per sample."""
+    X = sp.csr_matrix(X, copy=True)
+    for i in range(X.shape[0]):
+        v = X.data[X.indptr[i] : X.indptr[i + 1]]
+        if len(v) > k:
+            v[v < np.partition(v, -k)[-k]] = 0
+    X.eliminate_zeros()
+    return X
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -136,7 +156,7 @@ def run(args: argparse.Namespace) -> dict:
         for k, v in targets.items()
     }
     log.info("features ready in %.0f s", time.time() - t0)
-    manifest = {"model": loaded.identity.name, "hook": sae.hook, "sae": sae.identity.weights_hash}
+    manifest = {"model": loaded.identity.name, "hook": sae.hook, "sae": sae.identity.to_dict()}
     n = int(round(0.05 * len(pool)))
     results: dict[str, dict[str, float]] = {}
 
@@ -145,8 +165,12 @@ def run(args: argparse.Namespace) -> dict:
 
     for v in sae_variants(args.variants):
         P = pool_tc.pooled(v["pooling"], v["span"])
+        if v.get("keep"):
+            P = keep_largest(P, v["keep"])
         for name, tc in target_tc.items():
             T = tc.pooled(v["pooling"], v["span"])
+            if v.get("keep"):
+                T = keep_largest(T, v["keep"])
             cfg = SelectConfig(method="mona", n=n, similarity=v["similarity"], aggregate=v["aggregate"], top_features=0,
                                feature_weights=v.get("feature_weights", "none"),
                                max_feature_share=v.get("max_feature_share", 1.0), contrast=v.get("contrast", False))
@@ -155,6 +179,7 @@ def run(args: argparse.Namespace) -> dict:
                 target=ArrayStore(tc.ids, codes_matrix=T, manifest=manifest),
                 config=cfg,
                 pool_samples=pool,
+                sae=sae,
             )
             record(variant_name(v), name, precision(sel, pool_domains, TARGET_DOMAINS[name]))
 

@@ -5,8 +5,10 @@ Reads only artifacts (the selection folder and the embedding stores it names); i
 * Per pick: the features behind its score. For ``mona`` (and ``mmr``'s relevance) with weighted Jaccard, the
   score is ``J = Σ_k min(a_k, t_k) / Σ_k max(a_k, t_k)``; feature k's ``share`` is ``min(a_k, t_k) / Σ_j min(a_j,
   t_j)`` and its ``contribution`` is ``share · score``, so the shares of all features sum to 1 and their
-  contributions to the score (for cosine the term is ``a_k t_k``). For ``greedy-coverage``, the features the pick
-  newly covered. For other SAE methods, the sample's own strongest features.
+  contributions to the score (for cosine the term is ``a_k t_k``). For ``similarity="decoder"`` the term is
+  ``a_k g_k`` with ``g`` the target's direction mapped back through the SAE decoder, and the contributions sum to
+  the score minus ``offset``, the pool mean's part (the same for every pool sample). For ``greedy-coverage``, the
+  features the pick newly covered. For other SAE methods, the sample's own strongest features.
 * Enrichment: per feature, how many selected samples vs pool samples have it active. The selection is a draw of
   ``n`` from the pool's ``N``, so the p-value of over-representation is the hypergeometric upper tail
   ``P[X >= k]`` (one-sided Fisher exact test of selected vs not selected), Benjamini–Hochberg corrected over the
@@ -235,6 +237,7 @@ def explain(
     config: ExplainConfig | None = None,
     out_dir: str | Path | None = None,
     save: bool = True,
+    sae: Any = None,
     **overrides: Any,
 ) -> Explanation:
     """Explain a selection folder (or a :class:`~mona.select.Selection` with ``out_dir``) from artifacts only.
@@ -250,6 +253,8 @@ def explain(
         labels: a :class:`mona.labels.FeatureLabels` or its folder; adds a ``label`` to every listed feature.
         config: an :class:`ExplainConfig`; keyword ``overrides`` replace its fields (or build one).
         out_dir: where to write (default: the selection folder). ``save=False`` writes nothing.
+        sae: the SAE that made the codes, for a selection scored with ``similarity="decoder"``; default: the one
+            the pool store's manifest names.
     """
     from mona.select import Selection, load_selection
 
@@ -278,7 +283,7 @@ def explain(
     if fstore is not None:
         from mona.select.target import PoolMatrices
 
-        pm = PoolMatrices(fstore, scfg if fstore is pool else dataclasses.replace(scfg, binarize=False))
+        pm = PoolMatrices(fstore, scfg if fstore is pool else dataclasses.replace(scfg, binarize=False), sae=sae)
         X = pm.codes()
     label_set = _labels(labels)
     samples = _explain_samples(sel, X, groups, scfg, cfg, threshold, pm)
@@ -295,7 +300,7 @@ def explain(
             {name: _py(table[name][i]) for name in table} | {"significant": bool(table["q_value"][i] < cfg.alpha)}
             for i in over
         ]
-    pool_table = _pool_table(sel, pool, fstore, X, groups, scfg, threshold, pool_samples, n_pool)
+    pool_table = _pool_table(sel, pool, fstore, X, groups, scfg, threshold, pool_samples, n_pool, pm)
     if label_set is not None:
         for row in samples:
             for f in row["features"]:
@@ -469,7 +474,7 @@ def _explain_samples(
         entry["n_active"] = int((val > threshold).sum())
         if overlap and targets:
             widx, wval = Xw.indices[Xw.indptr[row] : Xw.indptr[row + 1]], Xw.data[Xw.indptr[row] : Xw.indptr[row + 1]]
-            entry.update(_overlap_entry(sel, i, widx, wval, targets, scfg, cfg, recorded))
+            entry.update(_overlap_entry(sel, i, widx, wval, targets, scfg, cfg, recorded, pm, row))
         elif method == "greedy-coverage":
             act = val > threshold
             a_idx, a_val = idx[act], val[act]
@@ -499,7 +504,8 @@ def _explain_samples(
 
 
 def _overlap_entry(
-    sel: Any, i: int, idx: np.ndarray, val: np.ndarray, targets: list, scfg: Any, cfg: ExplainConfig, recorded: list
+    sel: Any, i: int, idx: np.ndarray, val: np.ndarray, targets: list, scfg: Any, cfg: ExplainConfig, recorded: list,
+    pm: Any = None, row: int = -1,
 ) -> dict[str, Any]:
     k = int(sel.targets[i]) if sel.targets is not None else 0
     T, proto, tids = targets[min(k, len(targets) - 1)]
@@ -510,11 +516,17 @@ def _overlap_entry(
         t = target_row(T, tids.index(sel.matches[i]))
     terms = overlap_terms(idx, val, t, scfg.similarity)
     total = float(terms.sum())
+    offset = 0.0
     if scfg.similarity == "jaccard":
         denom = float(val.sum(dtype=np.float64)) + float(t.sum(dtype=np.float64)) - total
+    elif scfg.similarity == "decoder":
+        denom = float(pm.decoded_norms()[row])
+        offset = float(pm.code_offset(t))
     else:
         denom = float(np.linalg.norm(val.astype(np.float64)) * np.linalg.norm(t.astype(np.float64)))
-    relevance = total / denom if denom > 0 else 0.0
+    relevance = (total + offset) / denom if denom > 0 else 0.0
+    # each feature's part of the score; under decoder they sum to the score minus the pool-mean offset
+    part = (total / denom if denom > 0 else 0.0) if scfg.similarity == "decoder" else relevance
     if sel.method == "mona" and abs(relevance - float(sel.scores[i])) > 1e-3 * max(1.0, abs(relevance)):
         log.warning("pick %s: score %.5f recomputed from the stores is %.5f; did the stores change?",
                     sel.ids[i], sel.scores[i], relevance)
@@ -523,7 +535,7 @@ def _overlap_entry(
         {
             "feature": int(idx[j]),
             "share": float(terms[j] / total),
-            "contribution": float(terms[j] / total * relevance),
+            "contribution": float(terms[j] / total * part),
             "value": float(val[j]),
             "target": float(t[idx[j]]),
         }
@@ -533,7 +545,10 @@ def _overlap_entry(
     top_rec = [int(f["feature"]) for f in recorded[: len(feats)]]
     if top_rec and top_rec != [f["feature"] for f in feats[: len(top_rec)]]:
         log.debug("pick %s: recorded top features %s differ from recomputed ones (ties?)", sel.ids[i], top_rec)
-    return {"relevance": relevance, "numerator": total, "denominator": denom, "features": feats}
+    out = {"relevance": relevance, "numerator": total, "denominator": denom, "features": feats}
+    if scfg.similarity == "decoder":
+        out["offset"] = offset / denom if denom > 0 else 0.0
+    return out
 
 
 def _target_coverage(X: sp.csr_matrix, rows: np.ndarray, groups: list[list[Any]], scfg: Any, thr: float) -> list:
@@ -556,7 +571,7 @@ def _target_coverage(X: sp.csr_matrix, rows: np.ndarray, groups: list[list[Any]]
     return out
 
 
-def _pool_relevance(pool: Any, groups: list[list[Any]], scfg: Any) -> np.ndarray | None:
+def _pool_relevance(pool: Any, groups: list[list[Any]], scfg: Any, pm: Any = None) -> np.ndarray | None:
     """Every pool row's relevance to the target(s), recomputed from stores with the selection's own scorers."""
     from mona.select.target import PoolMatrices, score_dense, score_mona
 
@@ -567,7 +582,8 @@ def _pool_relevance(pool: Any, groups: list[list[Any]], scfg: Any) -> np.ndarray
         return None
     if scfg.method == "mmr" and _mode(pool) == "dense":
         scorer = score_dense
-    pm = PoolMatrices(pool, scfg)
+    if pm is None or pm.store is not pool or pm.config != scfg:
+        pm = PoolMatrices(pool, scfg, sae=getattr(pm, "sae", None))
     try:
         return np.max([scorer(pm, g, k).scores for k, g in enumerate(groups)], axis=0)
     except MonaError as exc:
@@ -576,7 +592,7 @@ def _pool_relevance(pool: Any, groups: list[list[Any]], scfg: Any) -> np.ndarray
 
 
 def _pool_table(sel: Any, pool: Any, fstore: Any, X: Any, groups: list, scfg: Any, thr: float,
-                pool_samples: Any, n: int) -> dict[str, np.ndarray] | None:
+                pool_samples: Any, n: int, pm: Any = None) -> dict[str, np.ndarray] | None:
     store = fstore if fstore is not None else pool
     samples = _pool_samples(pool_samples if pool_samples is not None else sel.info.get("pool_samples"), store)
     if store is None and samples is None:
@@ -591,7 +607,7 @@ def _pool_table(sel: Any, pool: Any, fstore: Any, X: Any, groups: list, scfg: An
     lengths = getattr(store, "lengths", None) if store is not None else None
     if lengths is not None and len(lengths) == len(ids):
         table["length"] = np.asarray(lengths, np.int64)
-    rel = _pool_relevance(pool, groups, scfg)
+    rel = _pool_relevance(pool, groups, scfg, pm)
     table["relevance"] = rel if rel is not None else np.full(len(ids), np.nan)
     if samples is not None:
         for key in LABEL_KEYS:

@@ -258,3 +258,33 @@ def _load_registry(ref: str, model: LoadedModel | None, hook: str | None, device
     identity = SAEIdentity(f"{release}/{sae_id}", f"registry:{release}/{sae_id}", _state_hash(sae), sae_hook,
                            int(sae.cfg.d_in), int(sae.cfg.d_sae), sae.cfg.architecture())
     return LoadedSAE(sae, identity)
+
+
+def sae_for_identity(identity: dict[str, Any], device: str = "cpu") -> LoadedSAE:
+    """Load the SAE a store's manifest names (its ``sae`` entry), checking that its weights are the same.
+
+    ``builtin:<name>`` reads the shipped asset, ``local:<dir>`` and ``sparsify:<dir>`` that folder and
+    ``registry:<release>/<id>`` sae-lens's registry. Raises :class:`ModelError` when the SAE cannot be found and
+    :class:`ArtifactMismatch` when its weights hash differs from the one recorded.
+    """
+    source = str(identity.get("source") or "")
+    kind, _, rest = source.partition(":")
+    if kind == "builtin":
+        spec: str | Path = "default" if rest == DEFAULT_SAE_NAME else ASSETS_DIR / rest
+    elif kind == "local":
+        spec = rest
+    elif kind in ("registry", "sparsify"):
+        spec = source
+    else:
+        raise ModelError(
+            f"cannot locate SAE {identity.get('name')!r} (source {source!r}) from the store's manifest; "
+            "pass the SAE explicitly (sae= in Python, --sae for mona select)"
+        )
+    sae = load_sae(spec, hook=identity.get("hook"), device=device)
+    want = identity.get("weights_hash")
+    if want and sae.identity.weights_hash != want:
+        raise ArtifactMismatch(
+            f"SAE {spec} has weights {sae.identity.weights_hash} but the store was embedded with {want}; "
+            "pass the SAE that made the codes (sae= in Python, --sae for mona select)"
+        )
+    return sae

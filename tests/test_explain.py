@@ -96,18 +96,25 @@ def _stores(seed: int = 0):
 
 @pytest.mark.parametrize("similarity,weights", [("jaccard", {}), ("cosine", {}),
                                                 ("cosine", {"feature_weights": "idf", "max_feature_share": 0.3}),
-                                                ("cosine", {"feature_weights": "idf", "contrast": True})])
+                                                ("cosine", {"feature_weights": "idf", "contrast": True}),
+                                                ("decoder", {}), ("decoder", {"feature_weights": "idf"})])
 def test_mona_shares_sum_to_score(tmp_path, similarity, weights):
     pool, target = _stores()
+    if similarity == "decoder":  # an (F, d) decoder with correlated directions
+        W = np.random.default_rng(1).normal(size=(40, 12)).astype(np.float32)
+        W[5:10] = W[:5] + 0.1
+        weights = {**weights, "sae": W}
     sel = select(pool, target=target, method="mona", n=8, similarity=similarity, top_features=3, **weights)
     sel.save(tmp_path / "s")
-    ex = explain(tmp_path / "s", pool_store=pool, target_stores=target, top_features=1000)
+    ex = explain(tmp_path / "s", pool_store=pool, target_stores=target, top_features=1000, sae=weights.get("sae"))
     for row, score in zip(ex.samples, sel.scores, strict=True):
         shares = [f["share"] for f in row["features"]]
+        offset = row.get("offset", 0.0)  # decoder: the pool mean's part of the score
+        assert (offset != 0.0) == (similarity == "decoder")
         assert sum(shares) == pytest.approx(1.0, abs=1e-6)
-        assert sum(f["contribution"] for f in row["features"]) == pytest.approx(score, rel=1e-5)
+        assert sum(f["contribution"] for f in row["features"]) + offset == pytest.approx(score, rel=1e-5)
         assert row["relevance"] == pytest.approx(score, rel=1e-5)
-        assert row["numerator"] / row["denominator"] == pytest.approx(score, rel=1e-5)
+        assert (row["numerator"] / row["denominator"] + offset) == pytest.approx(score, rel=1e-5)
         if similarity == "jaccard":
             for f in row["features"]:
                 assert f["share"] * row["numerator"] == pytest.approx(min(f["value"], f["target"]), rel=1e-5)

@@ -116,6 +116,15 @@ def test_default_sae_missing_or_present():
         assert meta["hook_name"] == "blocks.6.hook_resid_post"
         cfg = json.loads((default_sae_dir() / "cfg.json").read_text())
         assert cfg["d_in"] == 640 and 4096 <= cfg["d_sae"] <= 16384
+        # a store's manifest names the SAE by identity; it is found again from that alone
+        from mona.saes import sae_for_identity
+
+        ident = load_sae("default").identity.to_dict()
+        assert sae_for_identity(ident).identity == load_sae("default").identity
+        with pytest.raises(ArtifactMismatch, match="weights"):
+            sae_for_identity({**ident, "weights_hash": "0" * 16})
+        with pytest.raises(ModelError, match="cannot locate"):
+            sae_for_identity({**ident, "source": "object"})
     else:
         with pytest.raises(ModelError, match="default SAE is missing"):
             load_sae("default")

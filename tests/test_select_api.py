@@ -329,3 +329,63 @@ def test_cli_text_method(world, tmp_path, capsys):
     assert run_cli([*argv, "--config", str(cfg), "-n", "3"]) == 0
     back = load_selection(tmp_path / "out")
     assert back.method == "longest" and len(back) == 3 and back.config.ratio is None
+
+
+def _split_feature_world(seed: int = 5):
+    """Target samples use topic features 0-9; the pool's topic rows use features 10-19, whose decoder directions
+    are near-copies of 0-9 (a feature split in two). Codes share no topic feature with the target."""
+    rng = np.random.default_rng(seed)
+    n, d, width = 200, 32, 60
+    W = rng.normal(size=(width, d)).astype(np.float32)
+    W[10:20] = W[:10] + 0.05 * rng.normal(size=(10, d))
+    topic = np.arange(n) % 10 == 0
+
+    def rows(m, topic_rows, first):
+        X = np.zeros((m, width), np.float32)
+        for i in range(m):
+            noise = rng.choice(np.arange(20, width), 4 if topic_rows[i] else 10, replace=False)
+            X[i, noise] = rng.uniform(0.5, 1.5, len(noise))
+            if topic_rows[i]:
+                feats = rng.choice(np.arange(first, first + 10), 5, replace=False)
+                X[i, feats] = rng.uniform(1.5, 2.5, 5)
+        return sp.csr_matrix(X)
+
+    manifest = {**MANIFEST, "mode": "sae"}
+    pool = ArrayStore([f"p{i}" for i in range(n)], rows(n, topic, 10), manifest=manifest)
+    target = ArrayStore([f"t{i}" for i in range(12)], rows(12, np.ones(12, bool), 0), manifest=manifest)
+    return pool, target, W, topic
+
+
+def _decoded_cosine(P: np.ndarray, T: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Brute force: standardised decoded pool rows vs the mean of the unit decoded target rows."""
+    Y, Ty = P @ W, T @ W
+    mean, sd = Y.mean(0), Y.std(0)
+    Z, Tz = (Y - mean) / sd, (Ty - mean) / sd
+    t = (Tz / np.linalg.norm(Tz, axis=1, keepdims=True)).mean(0)
+    return Z @ t / (np.linalg.norm(Z, axis=1) * np.linalg.norm(t))
+
+
+def test_decoder_similarity_matches_split_features():
+    pool, target, W, topic = _split_feature_world()
+    n = int(topic.sum())
+    cos = select(pool, target=target, n=n, similarity="cosine")
+    dec = select(pool, target=target, n=n, similarity="decoder", sae=W)
+    assert precision(cos, topic) < 0.5
+    assert precision(dec, topic) >= 0.9
+    brute = _decoded_cosine(pool.codes().toarray(), target.codes().toarray(), W)
+    np.testing.assert_allclose(dec.scores, brute[dec.rows], rtol=1e-4, atol=1e-5)
+    # the recorded features of a topic pick are its split topic features
+    assert {f["feature"] for f in dec.features[0][:2]} <= set(range(10, 20))
+    # max over target samples, and IDF weights applied before decoding
+    best = select(pool, target=target, n=n, similarity="decoder", aggregate="max", sae=W)
+    assert precision(best, topic) >= 0.9 and all(m.startswith("t") for m in best.matches)
+    idf = select(pool, target=target, n=n, similarity="decoder", feature_weights="idf", sae=W)
+    assert precision(idf, topic) >= 0.9
+    mmr = select(pool, target=target, n=n, method="mmr", similarity="decoder", sae=W)
+    assert len(mmr) == n
+    with pytest.raises(MonaError, match="names none"):
+        select(ArrayStore(list(pool.ids), pool.codes()), target=target, n=n, similarity="decoder")
+    with pytest.raises(MonaError, match="features"):
+        select(pool, target=target, n=n, similarity="decoder", sae=W[:50])
+    with pytest.raises(MonaError, match="contrast"):
+        SelectConfig(similarity="decoder", contrast=True)

@@ -91,3 +91,32 @@ def test_cli_on_stores(stores, tmp_path, capsys):
     assert args.func(args) == 0
     back = load_selection(tmp_path / "o")
     assert len(back) == 5 and back.config.binarize and back.matches[0].startswith("t")
+
+
+def test_decoder_similarity_reads_the_sae_the_manifest_names(stores, tiny, tmp_path):
+    from mona.saes import load_sae
+
+    for name, seed in (("sae", 0), ("other", 1)):
+        sae = tiny_sae(seed=seed)
+        sae.cfg.metadata.hook_name = HOOK
+        sae.save_model(tmp_path / name)
+    loaded = load_sae(tmp_path / "sae", model=tiny, hook=HOOK)
+    cfg = EmbedConfig(hook=HOOK, dtype="float32")
+    pool = embed(stores["pool_samples"], model=tiny, sae=loaded, config=cfg, out_dir=tmp_path / "pool", progress=False)
+    target = embed(stores["target_samples"], model=tiny, sae=loaded, config=cfg, out_dir=tmp_path / "t", progress=False)
+    assert pool.manifest["sae"]["source"].startswith("local:")
+    sel = select(pool, target=target, n=6, similarity="decoder", feature_weights="idf")
+    assert sum(i.startswith("p") for i in sel.ids) >= 4  # the pool twins of the target come first
+    given = select(pool, target=target, n=6, similarity="decoder", feature_weights="idf", sae=loaded)
+    assert given.ids == sel.ids and np.allclose(given.scores, sel.scores)
+    with pytest.raises(ArtifactMismatch, match="weights"):
+        select(pool, target=target, n=6, similarity="decoder", sae=load_sae(tmp_path / "other"))
+
+    from mona.cli.select import register
+
+    parser = argparse.ArgumentParser(prog="mona")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["select", "--pool", str(tmp_path / "pool"), "--target", str(tmp_path / "t"), "-n", "6",
+                              "--similarity", "decoder", "--feature-weights", "idf", "--out", str(tmp_path / "o")])
+    assert args.func(args) == 0
+    assert load_selection(tmp_path / "o").ids == sel.ids

@@ -58,7 +58,10 @@ def register(subparsers: Any) -> None:
     budget.add_argument("--n", "-n", type=int, help="number of samples to select")
     budget.add_argument("--ratio", type=float, help="fraction of the pool to select (default: 0.05)")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
-    p.add_argument("--similarity", choices=("jaccard", "cosine"), help="SAE-code similarity (default: jaccard)")
+    p.add_argument("--similarity", choices=("jaccard", "cosine", "decoder"),
+                   help="SAE-code similarity (default: jaccard); decoder compares codes through the SAE's decoder")
+    p.add_argument("--sae", help="decoder similarity: the SAE that made the pool's codes (default: the one the "
+                   "pool store's manifest names)")
     p.add_argument("--aggregate", choices=("prototype", "max"), help="target prototype or max over targets")
     p.add_argument("--binarize", action="store_true", default=None, help="codes above --active-threshold count as 1")
     p.add_argument("--active-threshold", type=float, help="feature is active above this pooled value (default: 0)")
@@ -130,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         pool_samples=pool_samples,
         target_samples=target_samples or None,
+        sae=args.sae,
     )
     if args.pool_samples:  # lets explain/report show the pool's domain mix without being told the file again
         selection.info["pool_samples"] = str(Path(args.pool_samples).resolve())

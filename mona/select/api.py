@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 
 #: What ``features[i]["share"]`` means, per method (written to selection.json).
 FEATURE_SEMANTICS = {
-    "mona": "overlap with the target: share_k = term_k / Σ_j term_j with term_k = min(a_k, t_k) (jaccard) or "
-    "a_k·t_k (cosine); shares of all features sum to 1 and share_k·score is feature k's part of the score",
+    "mona": "overlap with the target: share_k = term_k / Σ_j term_j with term_k = min(a_k, t_k) (jaccard), "
+    "a_k·t_k (cosine) or a_k·g_k with g the target's direction mapped back to codes (decoder); shares of all "
+    "features sum to 1 and share_k·score is feature k's part of the score (decoder: of the score minus the "
+    "pool-mean offset)",
     "mmr": "overlap with the target, as for mona (relevance part of the score)",
     "greedy-coverage": "features this pick newly covered, highest pooled value first; share = 1/score "
     "(score = number of newly covered features)",
@@ -50,6 +52,7 @@ def select(
     config: SelectConfig | None = None,
     pool_samples: list[Any] | None = None,
     target_samples: list[Any] | list[list[Any]] | None = None,
+    sae: Any = None,
     **overrides: Any,
 ) -> Selection:
     """Select a subset of ``pool``.
@@ -62,6 +65,8 @@ def select(
         config: a :class:`SelectConfig`; keyword ``overrides`` replace its fields (or build one).
         pool_samples: the pool's samples, in store row order (records are written back in the output).
         target_samples: target samples for text methods: a list (one set) or a list of lists.
+        sae: the SAE that made the pool's codes (``mona.saes.LoadedSAE`` or a spec), for
+            ``similarity="decoder"``; default: the SAE the pool store's manifest names.
     """
     t0 = time.perf_counter()
     cfg = config if config is not None else SelectConfig(**overrides)
@@ -96,7 +101,7 @@ def select(
         raise MonaError(f"{len(cfg.quotas)} quotas given for {len(groups)} target sets")
     t_load = time.perf_counter()
 
-    pm = PoolMatrices(pool, cfg) if pool is not None else None
+    pm = PoolMatrices(pool, cfg, sae=sae) if pool is not None else None
     info: dict[str, Any] = {}
     targets_out = matches = features = None
     if method in ("mona", "dense", "nait", "tfidf", "bm25", "sbert"):
@@ -211,6 +216,8 @@ def _diversity(method: str, pm: PoolMatrices | None, pool_samples: Any, cfg: Sel
     scorer = score_mona if mode == "sae" else score_dense
     rel = scorer(pm, groups[0], 0)
     sim = cfg.similarity if mode == "sae" else "cosine"
+    if sim == "decoder":  # redundancy in the same space as the relevance
+        X, sim = pm.decoded(), "cosine"
     p = mmr(X, rel.scores, n, cfg.mmr_lambda, sim, cfg.mmr_candidates)
     f, _ = rel.explain(p.rows)
     p.features = f

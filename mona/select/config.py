@@ -47,8 +47,12 @@ class SelectConfig:
     seed: int = 0
     """Seed for every random choice (``random``, k-center's first centre, ``simscale`` with random order)."""
 
-    similarity: Literal["jaccard", "cosine"] = "jaccard"
-    """Similarity of SAE codes (``mona``, ``mmr``): weighted Jaccard Σmin/Σmax (needs codes >= 0) or cosine."""
+    similarity: Literal["jaccard", "cosine", "decoder"] = "jaccard"
+    """Similarity of SAE codes (``mona``, ``mmr``): weighted Jaccard Σmin/Σmax (needs codes >= 0), cosine, or
+    ``decoder``: cosine after mapping the (weighted) codes back through the SAE's decoder into the model's
+    residual space, centred and standardised over the pool. Plain cosine treats every pair of features as
+    unrelated; through the decoder, features with similar directions (a feature split in two, near-duplicates)
+    still match. Needs the SAE (named in the store's manifest)."""
     aggregate: Literal["prototype", "max"] = "prototype"
     """How a target set is summarised: similarity to the mean target embedding (``prototype``; for binary codes
     this is the target set's feature-frequency profile) or the maximum similarity over the target samples
@@ -132,7 +136,7 @@ class SelectConfig:
             raise MonaError(f"n must be a positive integer, got {self.n!r}")
         if self.ratio is not None and not 0.0 < float(self.ratio) <= 1.0:
             raise MonaError(f"ratio must be in (0, 1], got {self.ratio!r}")
-        _choice("similarity", self.similarity, ("jaccard", "cosine"))
+        _choice("similarity", self.similarity, ("jaccard", "cosine", "decoder"))
         _choice("aggregate", self.aggregate, ("prototype", "max"))
         _choice("targets", self.targets, ("merge", "quota"))
         _choice("nait_candidate", self.nait_candidate, ("last", "drift"))

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from mona.errors import MonaError
+from mona.errors import ArtifactMismatch, MonaError
 from mona.select.config import SelectConfig
 from mona.select.inputs import check_compatible, require_mode, stack_codes
 from mona.select.similarity import (
@@ -22,6 +23,7 @@ from mona.select.similarity import (
     cosine_to_vector,
     max_similarity_to_rows,
     normalize_rows,
+    row_norms,
     similarity_to_vector,
 )
 
@@ -56,6 +58,15 @@ class PoolMatrices:
     _dense: np.ndarray | None = None
     _mean: np.ndarray | None = None
     _scale: np.ndarray | None = None
+    sae: Any = None
+    """The SAE that made the codes, for ``similarity="decoder"``: a ``mona.saes.LoadedSAE``, an sae-lens SAE, a
+    spec for :func:`mona.saes.load_sae`, or its (F, d) decoder matrix; default: the one the pool manifest names."""
+    _decoder: np.ndarray | None = None
+    _decoded: np.ndarray | None = None
+    _decoded_norms: np.ndarray | None = None
+    _dec_mean: np.ndarray | None = None
+    _dec_scale: np.ndarray | None = None
+    _weighted_mean: np.ndarray | None = None
 
     def codes(self) -> sp.csr_matrix:
         if self._codes is None:
@@ -100,7 +111,9 @@ class PoolMatrices:
     def targets(self, group: list[Any]) -> tuple[sp.csr_matrix | np.ndarray, np.ndarray]:
         """A target set's (m, F) codes and (F,) prototype exactly as ``mona`` scores them against
         :meth:`weighted_codes`: feature weights applied; under ``contrast`` the rows become unit-normalised offsets
-        from the pool's mean direction (dense) and the prototype is shifted alike."""
+        from the pool's mean direction (dense) and the prototype is shifted alike. Under ``similarity="decoder"``
+        they are the code-space directions of :meth:`to_codes` (dense), one per target sample and one for the
+        prototype."""
         cfg = self.config
         T = stack_codes(group, cfg.binarize, cfg.active_threshold)
         width = self.codes().shape[1]
@@ -109,11 +122,93 @@ class PoolMatrices:
         w = self.feature_weights()
         if w is not None:
             T = reweight(T, w)
+        if cfg.similarity == "decoder":
+            Tz = self.decode(T)
+            return self.to_codes(Tz), self.to_codes(Tz.mean(axis=0, keepdims=True))[0]
         shift = self.code_mean() if cfg.contrast else None
         t = prototype(T, cfg.similarity, shift)
         if shift is not None:
             T = np.asarray(normalize_rows(T).toarray(), dtype=np.float32) - shift
         return T, t
+
+    def decoder(self) -> np.ndarray:
+        """(F, d) the SAE's decoder rows (``W_dec``), for ``similarity="decoder"``."""
+        if self._decoder is None:
+            sae = self.sae
+            ident = (getattr(self.store, "manifest", None) or {}).get("sae")
+            if sae is None:
+                if not isinstance(ident, dict):
+                    raise MonaError(
+                        "similarity='decoder' needs the SAE that made the codes, and the pool store names none; "
+                        "pass it (sae= in Python, --sae for mona select)"
+                    )
+                from mona.saes import sae_for_identity
+
+                sae = sae_for_identity(ident)
+            elif isinstance(sae, (str, Path)):
+                from mona.saes import load_sae
+
+                sae = load_sae(sae)
+            have = getattr(getattr(sae, "identity", None), "weights_hash", None)
+            want = ident.get("weights_hash") if isinstance(ident, dict) else None
+            if have and want and have != want:
+                raise ArtifactMismatch(f"the SAE given has weights {have} but the pool store's codes come from {want}")
+            W = getattr(sae, "sae", sae).W_dec if hasattr(sae, "sae") or hasattr(sae, "W_dec") else sae
+            if hasattr(W, "detach"):
+                W = W.detach().float().cpu().numpy()
+            W = np.asarray(W, dtype=np.float32)
+            width = self.codes().shape[1]
+            if W.shape[0] != width:
+                raise MonaError(f"the SAE has {W.shape[0]} features but the pool codes have {width}")
+            self._decoder = W
+        return self._decoder
+
+    def decoded(self) -> np.ndarray:
+        """(n, d) the pool's :meth:`weighted_codes` mapped through the SAE decoder (``codes @ W_dec``), centred
+        on the pool mean and divided by each dimension's standard deviation over the pool: the vectors that
+        ``similarity="decoder"`` compares by cosine."""
+        if self._decoded is None:
+            W = self.decoder()
+            X = self.weighted_codes()
+            Y = np.empty((X.shape[0], W.shape[1]), np.float32)
+            for a in range(0, X.shape[0], 65536):
+                Y[a : a + 65536] = X[a : a + 65536] @ W
+            self._dec_mean = Y.mean(axis=0, dtype=np.float64).astype(np.float32)
+            Y -= self._dec_mean
+            sd = Y.std(axis=0, dtype=np.float64)
+            self._dec_scale = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 1.0).astype(np.float32)
+            Y *= self._dec_scale
+            self._decoded = Y
+            self._decoded_norms = row_norms(Y)
+            self._weighted_mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+        return self._decoded
+
+    def decoded_norms(self) -> np.ndarray:
+        """(n,) norms of the rows of :meth:`decoded`."""
+        self.decoded()
+        return self._decoded_norms
+
+    def decode(self, T: sp.csr_matrix) -> np.ndarray:
+        """(m, d) weighted target codes in the pool's decoded coordinates (as :meth:`decoded`), unit rows."""
+        self.decoded()
+        Y = (np.asarray(T @ self.decoder(), np.float32) - self._dec_mean) * self._dec_scale
+        return np.asarray(normalize_rows(Y), np.float32)
+
+    def to_codes(self, V: np.ndarray) -> np.ndarray:
+        """(m, F) code-space directions of decoded-space vectors (m, d): ``g = W_dec (s ⊙ v / ‖v‖)`` with ``s``
+        the pool's per-dimension 1/sd, so that for a pool row ``x`` (weighted codes) the decoder similarity is
+        ``cos(z, v) = (x·g + offset(g)) / ‖z‖`` (``z`` its :meth:`decoded` row, ``offset`` :meth:`code_offset`)."""
+        self.decoded()
+        V = np.asarray(V, np.float64)
+        norms = np.linalg.norm(V, axis=1, keepdims=True)
+        V = np.where(norms > 0, V / np.where(norms > 0, norms, 1.0), 0.0)
+        return np.asarray((V * self._dec_scale) @ self.decoder().T.astype(np.float64), np.float32)
+
+    def code_offset(self, g: np.ndarray) -> np.ndarray | float:
+        """The centring term of the decoder similarity's numerator: ``−x̄·g`` with ``x̄`` the pool's mean weighted
+        code (the pool mean's own part; the same for every pool row)."""
+        self.decoded()
+        return -(np.asarray(g, np.float64) @ self._weighted_mean)
 
     def dense(self) -> np.ndarray:
         """(n, d) dense pool vectors, centred on the pool mean (``config.center``) and divided by the pool's
@@ -168,7 +263,8 @@ def _non_empty(group: list[Any], k: int) -> None:
 
 
 def score_mona(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
-    """MONA: weighted Jaccard (or cosine) of pooled SAE codes to the target prototype, or max over targets."""
+    """MONA: weighted Jaccard, cosine or decoder similarity of pooled SAE codes to the target prototype, or the
+    max over target samples."""
     cfg = pool.config
     require_mode(pool.store, ("sae",), "mona")
     for s in group:
@@ -178,6 +274,8 @@ def score_mona(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
     X = pool.weighted_codes()
     T, t = pool.targets(group)
     tids = _target_ids(group)
+    if cfg.similarity == "decoder":
+        return _score_decoder(pool, X, T, t, tids)
     if cfg.aggregate == "prototype":
         scores = similarity_to_vector(X, t, cfg.similarity)
 
@@ -190,6 +288,35 @@ def score_mona(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
     def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
         feats = [_row_contrib(X, r, target_row(T, int(arg[r])), cfg) for r in rows]
         return feats, [tids[int(arg[r])] for r in rows]
+
+    return Scored(scores, explain_max)
+
+
+def _score_decoder(pool: PoolMatrices, X: sp.csr_matrix, G: np.ndarray, g: np.ndarray, tids: list[str]) -> Scored:
+    """Decoder similarity: cosine of decoded, standardised pool rows to the target prototype (or each target
+    sample), computed in code space as ``(x·g + offset) / ‖z‖`` so that every feature's term is explicit."""
+    cfg = pool.config
+    norms = pool.decoded_norms()
+    inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+    if cfg.aggregate == "prototype":
+        scores = (np.asarray(X @ g.astype(np.float32), np.float64) + pool.code_offset(g)) * inv
+
+        def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
+            return [_row_contrib(X, r, g, cfg) for r in rows], None
+
+        return Scored(scores, explain, {"target_features": int((g > 0).sum())})
+    offsets = pool.code_offset(G)  # (m,)
+    scores = np.empty(X.shape[0], np.float64)
+    arg = np.empty(X.shape[0], np.int64)
+    Gt = np.ascontiguousarray(G.T)
+    for a in range(0, X.shape[0], 16384):
+        b = min(X.shape[0], a + 16384)
+        S = (np.asarray(X[a:b] @ Gt, np.float64) + offsets) * inv[a:b, None]
+        arg[a:b] = S.argmax(axis=1)
+        scores[a:b] = S[np.arange(b - a), arg[a:b]]
+
+    def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
+        return [_row_contrib(X, r, G[int(arg[r])], cfg) for r in rows], [tids[int(arg[r])] for r in rows]
 
     return Scored(scores, explain_max)
 
