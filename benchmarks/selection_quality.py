@@ -109,6 +109,73 @@ def sae_variants(which: str) -> list[dict]:
     return base + weighted + decoder + more
 
 
+CHOSEN = {"pooling": "mean", "span": "all", "similarity": "decoder", "aggregate": "prototype",
+          "feature_weights": "idf", "max_feature_share": 0.5}
+"""The SAE setting chosen on the tune half (BENCHMARKS.md); ``--bootstrap`` measures its spread."""
+
+
+def per_sample_scores(pool, targets, pool_tc, target_tc, sae, manifest) -> dict[str, dict[str, np.ndarray]]:
+    """method -> target -> (n_pool, m) score of every pool sample against each target sample alone, scaled so
+    that the mean over a set of target samples ranks the pool exactly as that set's prototype does (every
+    prototype score here is linear in the target samples: mean of unit vectors for mona/decoder, tfidf and
+    sbert, mean of standardised vectors for dense, term shares for bm25); ``/max`` methods take the best target
+    sample instead."""
+    from mona.select.target import PoolMatrices, score_dense, score_mona
+    from mona.select.text import TextScorer, sbert_embed, texts
+
+    cfg = SelectConfig(method="mona", n=1, similarity=CHOSEN["similarity"], feature_weights=CHOSEN["feature_weights"],
+                       max_feature_share=CHOSEN["max_feature_share"], top_features=0)
+    P = pool_tc.pooled(CHOSEN["pooling"], CHOSEN["span"])
+    pm = PoolMatrices(ArrayStore(pool_tc.ids, codes_matrix=P, manifest=manifest), cfg, sae=sae)
+    dcfg = SelectConfig(method="dense", n=1)
+    dm = PoolMatrices(ArrayStore(pool_tc.ids, dense_matrix=pool_tc.dense, manifest={**manifest, "mode": "dense"}), dcfg)
+    text = TextScorer(pool, SelectConfig(method="tfidf", n=1))
+    X_sbert = sbert_embed(texts(pool), SelectConfig(method="sbert"))
+    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("mona (chosen)", "dense", "tfidf", "bm25", "sbert")}
+    for name, tc in target_tc.items():
+        T = tc.pooled(CHOSEN["pooling"], CHOSEN["span"])
+        rows = [ArrayStore([tc.ids[j]], codes_matrix=T[j], manifest=manifest) for j in range(T.shape[0])]
+        out["mona (chosen)"][name] = np.stack([score_mona(pm, [r], 0).scores for r in rows], axis=1)
+        cols = []
+        for j in range(len(tc.ids)):
+            one = ArrayStore([tc.ids[j]], dense_matrix=tc.dense[j : j + 1], manifest={**manifest, "mode": "dense"})
+            scale = float(np.linalg.norm(dm.normalize(np.asarray(tc.dense[j : j + 1], np.float32))))
+            cols.append(score_dense(dm, [one], 0).scores * scale)
+        out["dense"][name] = np.stack(cols, axis=1)
+        out["tfidf"][name] = np.stack([text.tfidf([t], 0).scores for t in targets[name]], axis=1)
+        out["bm25"][name] = np.stack([text.bm25([t], 0).scores for t in targets[name]], axis=1)
+        Q = sbert_embed(texts(targets[name]), SelectConfig(method="sbert"))
+        out["sbert"][name] = X_sbert @ Q.T
+    out["sbert/max"] = out["sbert"]  # the same cosines, best target sample instead of the mean
+    return out
+
+
+def bootstrap(S: dict[str, dict[str, np.ndarray]], n: int, ids: list[str], pool_domains: dict[str, str],
+              reps: int, seed: int = 0) -> dict:
+    """Precision when the target set is resampled (with replacement) ``reps`` times, every method on the same
+    resamples: how much of a gap between two methods is which target samples happened to be drawn."""
+    rng = np.random.default_rng(seed)
+    out: dict = {"reps": reps, "full": {}, "mean": {}, "p05": {}, "p95": {}, "sae_wins": {}}
+    for name in next(iter(S.values())):
+        hits = TARGET_DOMAINS[name]
+        m = next(iter(S.values()))[name].shape[1]
+        draws = [np.arange(m)] + [rng.integers(0, m, m) for _ in range(reps)]
+        prec = {}
+        for meth in S:
+            pick = (lambda M: M.max(axis=1)) if meth.endswith("/max") else (lambda M: M.mean(axis=1))
+            prec[meth] = np.array([top_precision(pick(S[meth][name][:, d]), n, ids, pool_domains, hits)
+                                   for d in draws])
+        sae = prec["mona (chosen)"][1:]
+        for meth, v in prec.items():
+            out["full"].setdefault(meth, {})[name] = round(float(v[0]), 3)
+            out["mean"].setdefault(meth, {})[name] = round(float(v[1:].mean()), 3)
+            out["p05"].setdefault(meth, {})[name] = round(float(np.percentile(v[1:], 5)), 3)
+            out["p95"].setdefault(meth, {})[name] = round(float(np.percentile(v[1:], 95)), 3)
+            wins = float(np.mean((sae > v[1:]) + 0.5 * (sae == v[1:])))
+            out["sae_wins"].setdefault(meth, {})[name] = round(wins, 3)
+    return out
+
+
 def variant_name(v: dict) -> str:
     name = f"mona {v['pooling']}/{v['similarity']}"
     if v["aggregate"] != "prototype":
@@ -225,6 +292,11 @@ def run(args: argparse.Namespace) -> dict:
             sel = select(None, config=SelectConfig(method=method, n=n, seed=0), pool_samples=pool)
             record(method, name, precision(sel, pool_domains, hits))
 
+    boot = None
+    if args.bootstrap:
+        S = per_sample_scores(pool, targets, pool_tc, target_tc, sae, manifest)
+        boot = bootstrap(S, n, pool_tc.ids, pool_domains, args.bootstrap)
+
     diversity = {}
     X = pool_tc.pooled("mean", "all")
     pool_store = ArrayStore(pool_tc.ids, codes_matrix=X, manifest=manifest)
@@ -246,6 +318,7 @@ def run(args: argparse.Namespace) -> dict:
         "targets": {k: len(v) for k, v in targets.items()},
         "base_rates": base_rates,
         "precision": results,
+        "bootstrap": boot,
         "diversity": diversity,
         "model": loaded.identity.to_dict(),
         "sae": sae.identity.to_dict(),
@@ -272,6 +345,26 @@ def to_markdown(res: dict) -> str:
     for method, per in res["precision"].items():
         vals = [per.get(k, float("nan")) for k in names]
         lines.append(f"| {method} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {np.mean(vals):.2f} |")
+    boot = res.get("bootstrap")
+    if boot:
+        lines += [
+            "",
+            f"Target sets resampled with replacement {boot['reps']} times (every method on the same resamples): "
+            "mean precision [5th, 95th percentile]; `SAE wins` = share of resamples where the chosen SAE "
+            "setting picks more target-domain samples than the method (ties count half). `full` = the whole "
+            "target set, as in the table above.",
+            "",
+            "| method | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for meth in boot["mean"]:
+            cells = [f"{boot['mean'][meth][k]:.2f} [{boot['p05'][meth][k]:.2f}, {boot['p95'][meth][k]:.2f}] "
+                     f"(full {boot['full'][meth][k]:.2f})" for k in names]
+            lines.append(f"| {meth} | " + " | ".join(cells) + " |")
+        for meth in boot["sae_wins"]:
+            if meth != "mona (chosen)":
+                lines.append(f"| SAE wins vs {meth} | " + " | ".join(f"{boot['sae_wins'][meth][k]:.0%}"
+                                                                   for k in names) + " |")
     lines += [
         "",
         "Diversity (5% of the pool): SAE feature coverage and domain entropy of the picks.",
@@ -293,6 +386,8 @@ def main() -> None:
     p.add_argument("--model", default="gemma-3-270m")
     p.add_argument("--sae", default="default")
     p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--bootstrap", type=int, default=0,
+                   help="also resample each target set this many times (chosen SAE setting vs the baselines)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     res = run(args)
