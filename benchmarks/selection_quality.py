@@ -393,6 +393,8 @@ def main() -> None:
     res = run(args)
     RESULTS.mkdir(exist_ok=True)
     stem = f"selection_quality_{args.split}_{args.variants}"
+    if args.sae != "default":  # another SAE's results sit beside the default's
+        stem += f"_{Path(args.sae).name}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=1))
     md = to_markdown(res)
     (RESULTS / f"{stem}.md").write_text(md)

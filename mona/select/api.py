@@ -65,8 +65,9 @@ def select(
         config: a :class:`SelectConfig`; keyword ``overrides`` replace its fields (or build one).
         pool_samples: the pool's samples, in store row order (records are written back in the output).
         target_samples: target samples for text methods: a list (one set) or a list of lists.
-        sae: the SAE that made the pool's codes (``mona.saes.LoadedSAE`` or a spec), for
-            ``similarity="decoder"``; default: the SAE the pool store's manifest names.
+        sae: the SAE that made the pool's codes, for ``similarity="decoder"``: a ``mona.saes.LoadedSAE``, an
+            sae-lens SAE, a ``load_sae`` spec or its (F, d) decoder matrix; default: the SAE the pool store's
+            manifest names.
     """
     t0 = time.perf_counter()
     cfg = config if config is not None else SelectConfig(**overrides)
