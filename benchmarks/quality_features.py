@@ -3,8 +3,9 @@
 The selection-quality benchmark compares many poolings, spans and weightings of the same SAE codes. Instead of
 one ``mona embed`` run per variant, this reads the model once per sample set and keeps, per sample:
 
-* the raw residual of every valid token at the hook (float16, so any SAE on that hook can be tried without
-  running the model again) with a flag for the response span; SAE codes are encoded from it on load,
+* the raw residual of every valid token at the hook (float16, or float32 where values exceed float16's range,
+  so any SAE on that hook can be tried without running the model again) with a flag for the response span; SAE
+  codes are encoded from it on load,
 * the mean raw residual at the hook (the ``dense`` baseline),
 * the first and last valid token's residual at every layer up to the hook's (NAIT, cost-matched: the same
   forward pass; a full-depth NAIT costs ~3x more on this model).
@@ -83,7 +84,7 @@ class Residuals:
 
     ids: list[str]
     resid: np.ndarray
-    """(tokens, d) float16, valid tokens of all samples concatenated in order."""
+    """(tokens, d) float16 (float32 if out of float16's range), valid tokens of all samples in order."""
     offsets: np.ndarray
     response: np.ndarray
     dense: np.ndarray
@@ -139,13 +140,16 @@ def _compute(samples: list[Sample], loaded: LoadedModel, hooks: tuple[str, ...],
         for h in hooks:
             tok = batch.acts[h][batch.valid]
             dense[h][batch.indices] = pool_tokens(tok, rows, len(batch.indices), "mean").numpy()
-            tok16 = tok.numpy().astype(np.float16)
+            tok32 = tok.numpy()
             for j, idx in enumerate(batch.indices):
-                per_sample[h][idx] = tok16[starts[j] : starts[j + 1]]
+                per_sample[h][idx] = tok32[starts[j] : starts[j + 1]]
     root.mkdir(parents=True, exist_ok=True)
     for h in hooks:
         tag = h.replace(".", "_")
-        np.save(root / f"resid-{tag}.npy", np.concatenate(per_sample[h]))
+        resid = np.concatenate(per_sample[h])
+        # float16 halves the cache, but deeper residuals of some models (Gemma 3 from layer ~12) exceed its range
+        fits = float(np.abs(resid).max(initial=0.0)) < float(np.finfo(np.float16).max)
+        np.save(root / f"resid-{tag}.npy", resid.astype(np.float16) if fits else resid)
         np.save(root / f"dense-{tag}.npy", dense[h])
     np.save(root / "offsets.npy", np.concatenate([[0], np.cumsum([len(r) for r in response])]))
     np.save(root / "response.npy", np.concatenate(response))

@@ -424,6 +424,19 @@ def _log_timing(root: Path, k: int, rows: int, tokens: int, seconds: float) -> N
     atomic_write_text(root / LOG_DIR / f"{shard_name(k)}.json", json.dumps(record) + "\n")
 
 
+def _stored(x: np.ndarray, dtype: np.dtype, config: EmbedConfig) -> np.ndarray:
+    """``x`` in the stored value type; refuses values that float16 cannot hold instead of writing inf."""
+    if dtype == np.float16 and x.size:
+        peak = float(np.abs(x).max())
+        where = "in the per-layer activations" if config.mode == "layers" else f"at {config.hook}"
+        if not peak < float(np.finfo(np.float16).max):
+            raise MonaError(
+                f"{config.mode} values {where} reach {peak:.4g}, beyond float16's range (65504); embed with "
+                "dtype='float32' (--dtype float32)"
+            )
+    return x.astype(dtype)
+
+
 def _embed_shard(loaded: Any, handle: _SAE | None, samples: Sequence[Any], config: EmbedConfig,
                  act_config: Any, stats: Any) -> dict[str, np.ndarray]:
     """Embed one shard's samples (input order preserved) into the arrays of a shard file."""
@@ -440,7 +453,7 @@ def _embed_shard(loaded: Any, handle: _SAE | None, samples: Sequence[Any], confi
         order.append(batch.indices)
         if config.mode == "layers":
             stacked = torch.stack([first_last(batch.acts[h], mask) for h in act_config.hooks], dim=1)
-            blocks.append(stacked.numpy().astype(dtype))
+            blocks.append(_stored(stacked.numpy(), dtype, config))
             continue
         acts = batch.acts[config.hook]
         rows, cols = mask.nonzero(as_tuple=True)
@@ -449,10 +462,10 @@ def _embed_shard(loaded: Any, handle: _SAE | None, samples: Sequence[Any], confi
             x = handle.encode(x)
         pooled = pool_tokens(x, rows, mask.shape[0], config.pooling, config.threshold)
         if config.mode == "dense":
-            blocks.append(pooled.numpy().astype(dtype))
+            blocks.append(_stored(pooled.numpy(), dtype, config))
         else:
             # Round to the stored type first, so values that underflow to 0 are not kept as explicit zeros.
-            blocks.append(sp.csr_matrix(pooled.numpy().astype(dtype).astype(np.float32)))
+            blocks.append(sp.csr_matrix(_stored(pooled.numpy(), dtype, config).astype(np.float32)))
     perm = np.argsort(np.concatenate(order), kind="stable")
     if config.mode in ("dense", "layers"):
         key = "dense" if config.mode == "dense" else "layers"

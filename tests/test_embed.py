@@ -212,3 +212,16 @@ def test_cli_config_file_and_flags(tmp_path):
     args = parser.parse_args(["embed", "in.jsonl", "--out", "o", "--config", str(path), "--span", "prompt"])
     cfg = cli_embed._config(args)
     assert (cfg.pooling, cfg.span, cfg.shard_size) == ("binary", "prompt", 64)
+
+
+def test_values_beyond_float16_are_refused_not_stored_as_inf():
+    """Deep residuals of some models (Gemma 3 from layer ~12) exceed float16's range: a float16 store must say
+    so and point at float32 instead of writing inf."""
+    from mona.embed import _stored
+
+    big = np.array([[1.0, 7.0e4]], np.float32)
+    with pytest.raises(MonaError, match="float32"):
+        _stored(big, np.dtype(np.float16), EmbedConfig(mode="dense", dtype="float16"))
+    assert _stored(big, np.dtype(np.float32), EmbedConfig(mode="dense", dtype="float32")).max() == 7.0e4
+    ok = _stored(np.array([[1.0, 6.0e4]], np.float32), np.dtype(np.float16), EmbedConfig(mode="dense"))
+    assert ok.dtype == np.float16 and np.isfinite(ok).all()
