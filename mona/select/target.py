@@ -173,13 +173,8 @@ class PoolMatrices:
             Y = np.empty((X.shape[0], W.shape[1]), np.float32)
             for a in range(0, X.shape[0], 65536):
                 Y[a : a + 65536] = X[a : a + 65536] @ W
-            self._dec_mean = Y.mean(axis=0, dtype=np.float64).astype(np.float32)
-            Y -= self._dec_mean
-            sd = Y.std(axis=0, dtype=np.float64)
-            self._dec_scale = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 1.0).astype(np.float32)
-            Y *= self._dec_scale
-            self._decoded = Y
-            self._decoded_norms = row_norms(Y)
+            self._decoded, self._dec_mean, self._dec_scale = centre_scale(Y)
+            self._decoded_norms = row_norms(self._decoded)
             self._weighted_mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
         return self._decoded
 
@@ -215,14 +210,7 @@ class PoolMatrices:
         per-dimension standard deviation (``config.standardize``)."""
         if self._dense is None:
             x = np.asarray(self.store.dense(), dtype=np.float32)
-            if self.config.center:
-                self._mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
-                x = x - self._mean
-            if self.config.standardize and len(x) > 1:
-                sd = x.std(axis=0, dtype=np.float64)
-                self._scale = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 1.0).astype(np.float32)
-                x = x * self._scale
-            self._dense = x
+            self._dense, self._mean, self._scale = centre_scale(x, self.config.center, self.config.standardize)
         return self._dense
 
     def normalize(self, t: np.ndarray) -> np.ndarray:
@@ -231,6 +219,23 @@ class PoolMatrices:
         if self._mean is not None:
             t = t - self._mean
         return t * self._scale if self._scale is not None else t
+
+
+def centre_scale(
+    x: np.ndarray, center: bool = True, standardize: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(n, d) ``x`` minus its column mean (``center``) and divided by its column standard deviation
+    (``standardize``; columns without spread, or a single row, keep scale 1), with the (d,) mean and 1/sd used
+    (None where not applied)."""
+    mean = scale = None
+    if center:
+        mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        x = x - mean
+    if standardize:
+        sd = x.std(axis=0, dtype=np.float64)
+        scale = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 1.0).astype(np.float32)
+        x = x * scale
+    return x, mean, scale
 
 
 def prototype(T: sp.csr_matrix, similarity: str, shift: np.ndarray | None = None) -> np.ndarray:
