@@ -7,8 +7,9 @@ target and report precision: the share of picked samples whose ``domain`` label 
 Targets are split into a ``tune`` half and a ``report`` half: variants are explored on ``--split tune`` and
 the table in BENCHMARKS.md is ``--split report``, so no setting is chosen on the numbers it is reported with.
 
-Diversity methods (greedy-coverage, simscale, kcenter) are scored by SAE feature coverage (features active in at
-least one pick, as a share of those active in the pool) and the entropy of the picks' domain labels.
+Diversity methods (greedy-coverage, simscale in both visit orders, kcenter) are scored by SAE feature coverage
+(features active in at least one pick, as a share of those active in the pool) and the entropy of the picks'
+domain labels.
 
     .venv/bin/python benchmarks/selection_quality.py --split report          # the BENCHMARKS.md table
     .venv/bin/python benchmarks/selection_quality.py --split tune --variants all
@@ -34,6 +35,7 @@ from quality_features import extract  # noqa: E402
 
 from mona.data import load_samples  # noqa: E402
 from mona.datasets import TARGET_DOMAINS, build_demo_pool, build_demo_targets  # noqa: E402
+from mona.models import hook_layer  # noqa: E402
 from mona.select import select  # noqa: E402
 from mona.select.config import SelectConfig  # noqa: E402
 from mona.select.inputs import ArrayStore  # noqa: E402
@@ -274,15 +276,14 @@ def run(args: argparse.Namespace) -> dict:
         dense_t = ArrayStore(tc.ids, dense_matrix=tc.dense, manifest={**manifest, "mode": "dense"})
         sel = select(dense_pool, target=dense_t, config=SelectConfig(method="dense", n=n), pool_samples=pool)
         record("dense (centred mean residual)", name, precision(sel, pool_domains, hits))
-        lay_pool = ArrayStore(
-            pool_tc.ids, layers_array=pool_tc.layers.astype(np.float32), manifest={**manifest, "mode": "layers"}
-        )
-        depth = pool_tc.layers.shape[1]  # a target cache may hold deeper layers from another run
-        lay_t = ArrayStore(
-            tc.ids, layers_array=tc.layers[:, :depth].astype(np.float32), manifest={**manifest, "mode": "layers"}
-        )
+        # cost-matched: the layers up to the SAE's hook (a cache may hold deeper ones from a run at another hook)
+        depth = hook_layer(sae.hook) + 1
+        lay_manifest = {**manifest, "mode": "layers"}
+        lay_pool = ArrayStore(pool_tc.ids, layers_array=pool_tc.layers[:, :depth].astype(np.float32),
+                              manifest=lay_manifest)
+        lay_t = ArrayStore(tc.ids, layers_array=tc.layers[:, :depth].astype(np.float32), manifest=lay_manifest)
         sel = select(lay_pool, target=lay_t, config=SelectConfig(method="nait", n=n), pool_samples=pool)
-        record(f"nait (layers 0-{pool_tc.layers.shape[1] - 1})", name, precision(sel, pool_domains, hits))
+        record(f"nait (layers 0-{depth - 1})", name, precision(sel, pool_domains, hits))
         for method in ("tfidf", "bm25", "sbert"):
             for agg in ("prototype", "max"):
                 cfg = SelectConfig(method=method, n=n, aggregate=agg)
@@ -301,11 +302,13 @@ def run(args: argparse.Namespace) -> dict:
     X = pool_tc.pooled("mean", "all")
     pool_store = ArrayStore(pool_tc.ids, codes_matrix=X, manifest=manifest)
     active_pool = int((np.asarray((X > 0).sum(axis=0)).ravel() > 0).sum())
-    for method in ("random", "longest", "greedy-coverage", "simscale", "kcenter"):
-        sel = select(pool_store, config=SelectConfig(method=method, n=n, seed=0, top_features=0), pool_samples=pool)
+    runs = {m: {"method": m} for m in ("random", "longest", "greedy-coverage", "simscale", "kcenter")}
+    runs["simscale (random order)"] = {"method": "simscale", "simscale_order": "random"}
+    for label, kw in runs.items():
+        sel = select(pool_store, config=SelectConfig(n=n, seed=0, top_features=0, **kw), pool_samples=pool)
         rows = list(sel.rows)
         covered = int((np.asarray((X[rows] > 0).sum(axis=0)).ravel() > 0).sum())
-        diversity[method] = {
+        diversity[label] = {
             "picked": len(rows),
             "feature_coverage": round(covered / max(active_pool, 1), 3),
             "domain_entropy_bits": round(entropy([pool_domains[pool_tc.ids[r]] for r in rows]), 3),
