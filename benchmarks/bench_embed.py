@@ -115,8 +115,8 @@ def run_naive(hf, tokenizer, sae_module, samples, layer: int, batch: int = 8) ->
 def throughput(n: int, repeats: int) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mona.embed import _resolve_sae
     from mona.models import converted_dir, hook_layer, load_model
+    from mona.saes import resolve_sae
 
     loaded = load_model("gemma-3-270m")
     sae, sae_note, hook = default_or_fresh_sae(loaded.d_model, None)
@@ -126,7 +126,7 @@ def throughput(n: int, repeats: int) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = "right"
     hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    sae_module = _resolve_sae(sae, loaded, hook).module
+    sae_module = resolve_sae(sae, model=loaded, hook=hook).sae
     tmp = Path(tempfile.mkdtemp(prefix="mona-bench-"))
     # warm-up (allocators, kernels)
     run_limit(loaded, samples[:4], hook)

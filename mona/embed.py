@@ -17,7 +17,6 @@ the shards that are not marked done. See :mod:`mona.store` for the layout and gu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -35,19 +34,17 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mona.errors import ArtifactMismatch, MonaError
+from mona.io import atomic_write_json, atomic_write_lines, create_exclusive, dump_json, mona_version
+from mona.saes import LoadedSAE, resolve_sae
 from mona.store import (
     IDS,
     LOG_DIR,
     MANIFEST,
     STORE_FORMAT,
     Store,
-    atomic_write_text,
     check_identity,
-    create_exclusive,
     discard_shard,
-    dump_json,
     finalize,
-    mona_version,
     open_store,
     read_marker,
     shard_name,
@@ -168,58 +165,6 @@ def first_last(acts: Float[Tensor, "B T d"], mask: Bool[Tensor, "B T"]) -> Float
 
 
 # --------------------------------------------------------------------------------------------------------
-# SAE handling (mona.saes.LoadedSAE, or a bare sae_lens SAE)
-# --------------------------------------------------------------------------------------------------------
-
-
-def sae_state_hash(sae: Any) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(sae.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-@dataclass
-class _SAE:
-    module: Any
-    identity: dict[str, Any]
-    loaded: Any = None
-    """The ``mona.saes.LoadedSAE`` when there is one (its ``encode`` is used)."""
-
-    @torch.inference_mode()
-    def encode(self, x: Float[Tensor, "N d"]) -> Float[Tensor, "N F"]:
-        if self.loaded is not None:
-            return self.loaded.encode(x)
-        dtype = next(self.module.parameters()).dtype
-        return self.module.encode(x.to(dtype)).float()
-
-
-def _resolve_sae(sae: Any, loaded: Any, hook: str | None) -> _SAE:
-    if isinstance(sae, (str, Path)):
-        from mona.saes import load_sae
-
-        sae = load_sae(sae, model=None if isinstance(loaded, (str, Path)) else loaded, hook=hook)
-    if hasattr(sae, "identity") and hasattr(sae, "sae"):  # mona.saes.LoadedSAE
-        ident = sae.identity
-        identity = ident.to_dict() if hasattr(ident, "to_dict") else asdict(ident)
-        return _SAE(sae.sae, identity, sae)
-    # A bare sae_lens SAE: identity from its config and weights.
-    cfg = sae.cfg
-    meta = getattr(cfg, "metadata", None)
-    identity = {
-        "name": "in-memory",
-        "source": "object",
-        "weights_hash": sae_state_hash(sae),
-        "hook": getattr(meta, "hook_name", None) or hook,
-        "d_in": int(cfg.d_in),
-        "d_sae": int(cfg.d_sae),
-        "architecture": str(cfg.architecture()) if callable(getattr(cfg, "architecture", None)) else type(sae).__name__,
-    }
-    return _SAE(sae, identity)
-
-
-# --------------------------------------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------------------------------------
 
@@ -232,7 +177,7 @@ def _load_inputs(samples_or_path: Any, format: str) -> list[Any]:
     return load_samples(samples_or_path, format)
 
 
-def _request(samples: Sequence[Any], loaded_identity: dict[str, Any], sae: _SAE | None, config: EmbedConfig,
+def _request(samples: Sequence[Any], loaded_identity: dict[str, Any], sae: LoadedSAE | None, config: EmbedConfig,
              hooks: tuple[str, ...], n_features: int) -> dict[str, Any]:
     from mona.data import fingerprint
 
@@ -244,7 +189,7 @@ def _request(samples: Sequence[Any], loaded_identity: dict[str, Any], sae: _SAE 
         "model": loaded_identity,
         "hook": config.hook,
         "hooks": list(hooks),
-        "sae": sae.identity if sae is not None else None,
+        "sae": sae.identity.to_dict() if sae is not None else None,
         "pooling": config.pooling if config.mode != "layers" else None,
         "span": config.span,
         "settings": settings,
@@ -290,7 +235,7 @@ def embed(
     if config.mode == "sae" and sae is None:
         raise MonaError("mode 'sae' needs an SAE (pass sae=..., or use mode 'dense')")
 
-    handle = _resolve_sae(sae, model, config.hook) if config.mode == "sae" else None
+    handle = resolve_sae(sae, model=model, hook=config.hook) if config.mode == "sae" else None
     config = _resolve_hook(config, handle)
     cheap = _reuse_without_model(out_dir, model, samples, config, handle)
     if cheap is not None:
@@ -331,20 +276,18 @@ def embed(
     return open_store(out_dir, allow_incomplete=True)
 
 
-def _resolve_hook(config: EmbedConfig, handle: _SAE | None) -> EmbedConfig:
+def _resolve_hook(config: EmbedConfig, handle: LoadedSAE | None) -> EmbedConfig:
     if config.mode == "layers":
         return EmbedConfig.from_dict({**config.to_dict(), "hook": None})
     if config.hook is None:
-        hook = handle.identity.get("hook") if handle is not None else DEFAULT_DENSE_HOOK
+        hook = handle.hook if handle is not None else DEFAULT_DENSE_HOOK
         return EmbedConfig.from_dict({**config.to_dict(), "hook": hook or DEFAULT_DENSE_HOOK})
-    if handle is not None and handle.identity.get("hook") not in (None, config.hook):
-        raise ArtifactMismatch(
-            f"the SAE was trained on {handle.identity['hook']}, but hook {config.hook} was requested"
-        )
+    if handle is not None and handle.hook not in (None, config.hook):
+        raise ArtifactMismatch(f"the SAE was trained on {handle.hook}, but hook {config.hook} was requested")
     return config
 
 
-def _hooks_and_width(config: EmbedConfig, loaded: Any, handle: _SAE | None) -> tuple[tuple[str, ...], int]:
+def _hooks_and_width(config: EmbedConfig, loaded: Any, handle: LoadedSAE | None) -> tuple[tuple[str, ...], int]:
     from mona.models import check_hook
 
     if config.mode == "layers":
@@ -352,15 +295,15 @@ def _hooks_and_width(config: EmbedConfig, loaded: Any, handle: _SAE | None) -> t
     check_hook(loaded, config.hook)
     if handle is None:
         return (config.hook,), loaded.d_model
-    if int(handle.identity["d_in"]) != loaded.d_model:
+    if handle.identity.d_in != loaded.d_model:
         raise ArtifactMismatch(
-            f"SAE input width {handle.identity['d_in']} != model d_model {loaded.d_model} ({loaded.identity.name})"
+            f"SAE input width {handle.identity.d_in} != model d_model {loaded.d_model} ({loaded.identity.name})"
         )
-    return (config.hook,), int(handle.identity["d_sae"])
+    return (config.hook,), handle.d_sae
 
 
 def _reuse_without_model(
-    out_dir: Path, model: Any, samples: Sequence[Any], config: EmbedConfig, handle: _SAE | None
+    out_dir: Path, model: Any, samples: Sequence[Any], config: EmbedConfig, handle: LoadedSAE | None
 ) -> Store | None:
     """A complete store made from the same inputs and settings with the model of the same name: reuse it
     without loading the model (the full model identity is checked whenever the model is loaded)."""
@@ -381,7 +324,7 @@ def _reuse_without_model(
         and (config.mode == "layers" or m["pooling"] == config.pooling)
         and m["input"] == {"fingerprint": fingerprint(samples), "n_samples": len(samples)}
         and all(m["settings"].get(k) == v for k, v in config.to_dict().items() if k in m["settings"])
-        and m["sae"] == (handle.identity if handle is not None else None)
+        and m["sae"] == (handle.identity.to_dict() if handle is not None else None)
     )
     if same:
         log.info("store %s already holds these embeddings; reusing it", out_dir)
@@ -393,8 +336,8 @@ def _open_or_create(out_dir: Path, request: dict[str, Any], samples: Sequence[An
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MANIFEST
     if not path.exists():
-        atomic_write_text(out_dir / IDS, "".join(json.dumps(s.id, ensure_ascii=False) + "\n" for s in samples))
-        atomic_write_text(out_dir / "embed_config.json", dump_json(config.to_dict()))
+        atomic_write_lines(out_dir / IDS, (s.id for s in samples))
+        atomic_write_json(out_dir / "embed_config.json", config.to_dict())
         create_exclusive(path, dump_json(request))
     manifest = json.loads(path.read_text(encoding="utf-8"))
     check_identity(manifest, request, out_dir)
@@ -421,7 +364,7 @@ def _log_timing(root: Path, k: int, rows: int, tokens: int, seconds: float) -> N
     (root / LOG_DIR).mkdir(exist_ok=True)
     record = {"shard": k, "rows": rows, "tokens": tokens, "seconds": round(seconds, 3),
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_text(root / LOG_DIR / f"{shard_name(k)}.json", json.dumps(record) + "\n")
+    atomic_write_json(root / LOG_DIR / f"{shard_name(k)}.json", record, indent=None)
 
 
 def _stored(x: np.ndarray, dtype: np.dtype, config: EmbedConfig) -> np.ndarray:
@@ -437,7 +380,7 @@ def _stored(x: np.ndarray, dtype: np.dtype, config: EmbedConfig) -> np.ndarray:
     return x.astype(dtype)
 
 
-def _embed_shard(loaded: Any, handle: _SAE | None, samples: Sequence[Any], config: EmbedConfig,
+def _embed_shard(loaded: Any, handle: LoadedSAE | None, samples: Sequence[Any], config: EmbedConfig,
                  act_config: Any, stats: Any) -> dict[str, np.ndarray]:
     """Embed one shard's samples (input order preserved) into the arrays of a shard file."""
     from mona.activations import iter_activations
@@ -479,9 +422,3 @@ def _embed_shard(loaded: Any, handle: _SAE | None, samples: Sequence[Any], confi
         "values": codes.data.astype(dtype),
         "lengths": lengths,
     }
-
-
-def pool_fingerprint(store: Store) -> str:
-    """Short hash of a store's identity (its manifest minus per-run information), for derived artifacts."""
-    keep = {k: store.manifest.get(k) for k in ("mode", "model", "hook", "sae", "pooling", "span", "settings", "input")}
-    return hashlib.sha256(dump_json(keep).encode()).hexdigest()[:16]

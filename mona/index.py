@@ -28,7 +28,8 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from mona.errors import ArtifactMismatch, MonaError
-from mona.store import Store, atomic_write_text, dump_json
+from mona.io import atomic_write, atomic_write_json
+from mona.store import Store, pool_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -152,19 +153,11 @@ class Index:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / ".index.faiss.tmp"
-        faiss.write_index(self.faiss_index, str(tmp))
-        tmp.replace(folder / "index.faiss")
+        atomic_write(folder / "index.faiss", lambda tmp: faiss.write_index(self.faiss_index, str(tmp)))
         meta = {"config": asdict(self.config), "kind": self.kind, "n": self.n, "width": self.width,
                 "store": self.store_key}
-        atomic_write_text(folder / "index.json", dump_json(meta))
+        atomic_write_json(folder / "index.json", meta)
         return folder
-
-
-def _store_key(store: Store) -> str:
-    from mona.embed import pool_fingerprint
-
-    return pool_fingerprint(store)
 
 
 def build_index(source: Store | sp.csr_matrix | np.ndarray, config: IndexConfig | None = None, *,
@@ -188,7 +181,7 @@ def build_index(source: Store | sp.csr_matrix | np.ndarray, config: IndexConfig 
         index.add(_dense(normalize_rows(block)))
         bar.update(block.shape[0])
     bar.close()
-    store_key = _store_key(source) if isinstance(source, Store) else None
+    store_key = pool_fingerprint(source) if isinstance(source, Store) else None
     built = Index(index, config, kind, n, width, source, store_key)
     if save and isinstance(source, Store):
         built.save(source.path / INDEX_DIR)
@@ -233,7 +226,7 @@ def load_index(store: Store, config_check: bool = True) -> Index:
     if not (folder / "index.json").exists():
         raise MonaError(f"store {store.path} has no index; build one with mona.index.build_index(store)")
     meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    if config_check and meta["store"] != _store_key(store):
+    if config_check and meta["store"] != pool_fingerprint(store):
         raise ArtifactMismatch(f"the index in {folder} was built on a different store; rebuild it")
     return Index(faiss.read_index(str(folder / "index.faiss")), IndexConfig(**meta["config"]), meta["kind"],
                  int(meta["n"]), int(meta["width"]), store, meta["store"])

@@ -31,7 +31,8 @@ import torch
 from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 
-from mona.errors import ArtifactMismatch, MonaError
+from mona.errors import MonaError
+from mona.io import atomic_write, atomic_write_json, atomic_write_text, check_format, mona_home
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +149,11 @@ class FeatureLabels:
             "counts": self.counts.astype(np.int64),
             "sums": self.sums.astype(np.float64),
         }
-        tmp = out / f".{LABELS_FILE}.tmp"
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
-        tmp.replace(out / LABELS_FILE)
+        atomic_write(out / LABELS_FILE,
+                     lambda tmp: save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp)))
         vocab = {str(k): v for k, v in sorted(self.vocab.items())}
-        (out / VOCAB_FILE).write_text(json.dumps(vocab, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
-        (out / MANIFEST_FILE).write_text(json.dumps(self.manifest, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(out / VOCAB_FILE, json.dumps(vocab, ensure_ascii=False, indent=0) + "\n")
+        atomic_write_json(out / MANIFEST_FILE, self.manifest)
         self.path = out
         return out
 
@@ -170,10 +170,7 @@ def load_labels(path: str | Path) -> FeatureLabels:
     if not (d / MANIFEST_FILE).exists() or not (d / LABELS_FILE).exists():
         raise MonaError(f"{d} is not a feature-label folder (needs {MANIFEST_FILE} and {LABELS_FILE})")
     manifest = json.loads((d / MANIFEST_FILE).read_text())
-    if manifest.get("labels_format") != LABELS_FORMAT:
-        raise ArtifactMismatch(
-            f"labels {d} have format {manifest.get('labels_format')}, this mona reads {LABELS_FORMAT}"
-        )
+    check_format(manifest.get("labels_format"), LABELS_FORMAT, "labels", d)
     a = load_file(str(d / LABELS_FILE))
     vocab = {int(k): v for k, v in json.loads((d / VOCAB_FILE).read_text(encoding="utf-8")).items()}
     return FeatureLabels(a["values"], a["sample"], a["position"], a["contexts"], a["counts"], a["sums"], vocab,
@@ -223,29 +220,6 @@ def neuronpedia_id(sae: Any) -> str | None:
     return None
 
 
-def _resolve_sae(sae: Any, model: Any) -> tuple[Any, dict[str, Any]]:
-    """A module with ``encode`` and the SAE's identity dict, from a spec, a LoadedSAE or a bare sae-lens SAE."""
-    if isinstance(sae, (str, Path)):
-        from mona.saes import load_sae
-
-        sae = load_sae(sae, model=None if isinstance(model, (str, Path)) else model)
-    if hasattr(sae, "identity") and hasattr(sae, "sae"):
-        return sae, sae.identity.to_dict()
-    from mona.embed import sae_state_hash
-
-    meta = getattr(sae.cfg, "metadata", None)
-    identity = {"name": "in-memory", "source": "object", "weights_hash": sae_state_hash(sae),
-                "hook": getattr(meta, "hook_name", None), "d_in": int(sae.cfg.d_in), "d_sae": int(sae.cfg.d_sae)}
-    return sae, identity
-
-
-def _encode(sae: Any, x: torch.Tensor) -> torch.Tensor:
-    if hasattr(sae, "identity"):
-        return sae.encode(x)
-    with torch.no_grad():
-        return sae.encode(x.to(next(sae.parameters()).dtype)).float()
-
-
 def label_key(model_name: str, sae_identity: dict[str, Any], corpus: str, config: LabelConfig) -> str:
     blob = json.dumps({"model": model_name, "sae": sae_identity, "corpus": corpus, "config": asdict(config)},
                       sort_keys=True)
@@ -253,8 +227,6 @@ def label_key(model_name: str, sae_identity: dict[str, Any], corpus: str, config
 
 
 def default_labels_dir(sae_identity: dict[str, Any], key: str) -> Path:
-    from mona.models import mona_home
-
     name = str(sae_identity.get("name", "sae")).replace("/", "_")
     return mona_home() / "labels" / f"{name}-{key}"
 
@@ -284,7 +256,10 @@ def compute_labels(
     samples = list(samples)[: config.max_samples] if config.max_samples else list(samples)
     if not samples:
         raise MonaError("no samples to compute feature labels from")
-    handle, identity = _resolve_sae(sae, model)
+    from mona.saes import resolve_sae
+
+    handle = resolve_sae(sae, model=model, hook=hook)
+    identity = handle.identity.to_dict()
     model_name = str(model) if isinstance(model, (str, Path)) else model.identity.name
     corpus = fingerprint(samples)
     key = label_key(model_name, identity, corpus, config)
@@ -352,7 +327,7 @@ def _stream_topk(loaded: Any, sae: Any, samples: Sequence[Any], hook: str, d_sae
         keys = torch.as_tensor(batch.indices, dtype=torch.int64)[rows] * stride + cols
         n_tokens += len(rows)
         for a in range(0, len(rows), config.chunk_tokens):
-            z = _encode(sae, x[a : a + config.chunk_tokens]).float()
+            z = sae.encode(x[a : a + config.chunk_tokens])
             counts += (z > 0).sum(0)
             sums += z.sum(0, dtype=torch.float64)
             best_v, best_key = merge_topk(best_v, best_key, z, keys[a : a + config.chunk_tokens])

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import importlib.util
 import logging
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -34,6 +31,7 @@ from typing import Any
 import torch
 
 from mona.errors import ModelError
+from mona.io import atomic_write, atomic_write_text, hash_weight_files, mona_home
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +72,6 @@ class LoadedModel:
     @property
     def d_model(self) -> int:
         return self.identity.d_model
-
-
-def mona_home() -> Path:
-    """Cache root for converted models, demo data and feature labels (``$MONA_HOME``, default ~/.cache/mona)."""
-    return Path(os.environ.get("MONA_HOME", Path.home() / ".cache" / "mona")).expanduser()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -161,25 +154,16 @@ def ensure_converted(name: str) -> Path:
         hf.hf_quantizer = None
         if hasattr(hf.config, "quantization_config"):
             del hf.config.quantization_config
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        hf.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "source.txt").write_text(f"{_PACKAGED[name].package}:{gguf.name}\n")
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-        marker.write_text(_hash_weights(out))
+
+        def write(tmp: Path) -> None:
+            hf.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "source.txt").write_text(f"{_PACKAGED[name].package}:{gguf.name}\n")
+
+        atomic_write(out, write)
+        atomic_write_text(marker, hash_weight_files(out))
         log.warning("converted %s in %.0f s", name, time.time() - start)
     return out
-
-
-def _hash_weights(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.safetensors")):
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -232,7 +216,7 @@ def _load_local(folder: Path, name: str, source: str, device: str, tl_name: str 
     tl_name = tl_name or _tl_table_name(hf.config)
     model = _wrap_hooked(hf, tokenizer, tl_name, device) if tl_name else _wrap_bridge(folder, hf, tokenizer, device)
     weights_hash = (
-        (folder / ".complete").read_text().strip() if (folder / ".complete").exists() else _hash_weights(folder)
+        (folder / ".complete").read_text().strip() if (folder / ".complete").exists() else hash_weight_files(folder)
     )
     return LoadedModel(model, tokenizer, _identity(model, name, source, weights_hash))
 

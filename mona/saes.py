@@ -18,7 +18,6 @@ are always loaded as float32 (the shipped SAE stores float16; sae-lens converts 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mona.errors import ArtifactMismatch, ModelError
+from mona.io import state_hash
 from mona.models import LoadedModel, hook_layer
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,9 @@ class SAEIdentity:
     source: str
     """``builtin:<name>``, ``local:<dir>``, ``sparsify:<dir>`` or ``registry:<release>/<sae_id>``."""
     weights_hash: str
-    """sha256 of the weights (first 16 hex digits)."""
-    hook: str
+    """sha256 of the loaded weight tensors as float32 (:func:`mona.io.state_hash`, first 16 hex digits)."""
+    hook: str | None
+    """Hook the SAE reads; ``None`` only for an in-memory SAE that does not record one."""
     d_in: int
     d_sae: int
     architecture: str
@@ -117,27 +118,11 @@ def _read_cfg(path: Path) -> dict[str, Any]:
         raise ArtifactMismatch(f"{cfg_path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def _state_hash(sae: Any) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(sae.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def _validate(where: str, d_in: int, sae_hook: str | None, model: LoadedModel | None, hook: str | None,
-              meta: dict[str, Any] | None = None) -> str:
+              meta: dict[str, Any] | None = None, require_hook: bool = True) -> str | None:
     """Check an SAE's d_in and hook against the request and the model; return the SAE's hook."""
     if not sae_hook:
-        if hook is None:
+        if hook is None and require_hook:
             raise ArtifactMismatch(f"SAE {where} does not record its hook; pass the hook it was trained on")
         sae_hook = hook
     if hook is not None and hook != sae_hook:
@@ -148,7 +133,7 @@ def _validate(where: str, d_in: int, sae_hook: str | None, model: LoadedModel | 
                 f"SAE {where} has d_in={d_in}, but model {model.identity.name} has d_model={model.d_model}"
             )
         try:
-            layer = hook_layer(sae_hook)
+            layer = hook_layer(sae_hook) if sae_hook else None
         except ModelError:
             layer = None
         if layer is not None and layer >= model.n_layers:
@@ -204,9 +189,7 @@ def _load_folder(path: Path, source: str, name: str, model: LoadedModel | None, 
     except (KeyError, ValueError, RuntimeError) as exc:
         raise ArtifactMismatch(f"{path}: sae-lens cannot load this SAE ({str(exc).splitlines()[0]})") from None
     sae.eval()
-    identity = SAEIdentity(name, source, _file_hash(path / SAE_WEIGHTS), sae_hook, int(sae.cfg.d_in),
-                           int(sae.cfg.d_sae), sae.cfg.architecture())
-    return LoadedSAE(sae, identity)
+    return LoadedSAE(sae, _identity(sae, name, source, sae_hook))
 
 
 def _load_sparsify(path: Path, model: LoadedModel | None, hook: str | None, device: str) -> LoadedSAE:
@@ -238,9 +221,7 @@ def _load_sparsify(path: Path, model: LoadedModel | None, hook: str | None, devi
         raise ArtifactMismatch(f"{path}: not a sparsify SAE folder sae-lens can convert ({exc})") from None
     sae.eval()
     sae_hook = _validate(str(path), int(sae.cfg.d_in), sae.cfg.metadata.hook_name, model, hook)
-    identity = SAEIdentity(path.resolve().name, f"sparsify:{path.resolve()}", _file_hash(path / SPARSIFY_WEIGHTS),
-                           sae_hook, int(sae.cfg.d_in), int(sae.cfg.d_sae), sae.cfg.architecture())
-    return LoadedSAE(sae, identity)
+    return LoadedSAE(sae, _identity(sae, path.resolve().name, f"sparsify:{path.resolve()}", sae_hook))
 
 
 def _load_registry(ref: str, model: LoadedModel | None, hook: str | None, device: str) -> LoadedSAE:
@@ -255,9 +236,38 @@ def _load_registry(ref: str, model: LoadedModel | None, hook: str | None, device
         raise ModelError(f"cannot load registry SAE {release}/{sae_id}: {str(exc).splitlines()[0][:200]}") from None
     sae.eval()
     sae_hook = _validate(f"{release}/{sae_id}", int(sae.cfg.d_in), sae.cfg.metadata.hook_name, model, hook)
-    identity = SAEIdentity(f"{release}/{sae_id}", f"registry:{release}/{sae_id}", _state_hash(sae), sae_hook,
-                           int(sae.cfg.d_in), int(sae.cfg.d_sae), sae.cfg.architecture())
-    return LoadedSAE(sae, identity)
+    return LoadedSAE(sae, _identity(sae, f"{release}/{sae_id}", f"registry:{release}/{sae_id}", sae_hook))
+
+
+def _identity(sae: Any, name: str, source: str, hook: str | None) -> SAEIdentity:
+    """The identity of a loaded sae-lens SAE: the same fields, and the same weights hash, from every source."""
+    cfg = sae.cfg
+    arch = cfg.architecture() if callable(getattr(cfg, "architecture", None)) else type(sae).__name__
+    return SAEIdentity(name, source, state_hash(sae), hook, int(cfg.d_in), int(cfg.d_sae), str(arch))
+
+
+def resolve_sae(sae: Any, *, model: Any = None, hook: str | None = None, device: str = "cpu") -> LoadedSAE:
+    """The one way to get an SAE and its identity from what a user passes.
+
+    ``sae``: a spec for :func:`load_sae` (string or path), a :class:`LoadedSAE`, or a bare sae-lens ``SAE`` object
+    (wrapped with name ``in-memory``, source ``object``; its hook from ``cfg.metadata.hook_name``, else ``hook``).
+    ``model``: a ``LoadedModel`` to check ``d_in`` and the hook against (a model name or ``None`` skips that).
+    ``device`` only applies to SAEs loaded here; objects stay where they are. Identities of the same weights agree
+    whatever the source: ``weights_hash`` is :func:`mona.io.state_hash` of the loaded tensors.
+    """
+    checked = model if isinstance(model, LoadedModel) else None
+    if isinstance(sae, (str, Path)):
+        return load_sae(sae, model=checked, hook=hook, device=device)
+    if isinstance(sae, LoadedSAE):
+        ident = sae.identity
+        _validate(ident.name, ident.d_in, ident.hook, checked, hook, require_hook=False)
+        return sae
+    if not hasattr(sae, "cfg") or not hasattr(sae, "encode"):
+        raise ModelError(f"not an SAE: {type(sae).__name__} (pass a load_sae spec, a LoadedSAE or an sae-lens SAE)")
+    meta = getattr(sae.cfg, "metadata", None)
+    sae_hook = _validate("in memory", int(sae.cfg.d_in), getattr(meta, "hook_name", None) or None, checked, hook,
+                         require_hook=False)
+    return LoadedSAE(sae, _identity(sae, "in-memory", "object", sae_hook))
 
 
 def sae_for_identity(identity: dict[str, Any], device: str = "cpu") -> LoadedSAE:

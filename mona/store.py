@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ import scipy.sparse as sp
 from jaxtyping import Float
 
 from mona.errors import ArtifactMismatch, MonaError
+from mona.io import atomic_write, atomic_write_json, check_format, dump_json, remove, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -48,47 +47,6 @@ LOG_DIR = "logs"
 
 # Manifest keys that must agree for a store to be reused or resumed; everything else is informational.
 IDENTITY_KEYS = ("store_format", "mode", "model", "hook", "hooks", "sae", "pooling", "span", "settings", "input")
-
-
-def mona_version() -> str:
-    import mona
-
-    return str(getattr(mona, "__version__", "unknown"))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def dump_json(obj: Any) -> str:
-    """Canonical JSON for artifacts: sorted keys, fixed indentation, trailing newline."""
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def create_exclusive(path: Path, text: str) -> bool:
-    """Write ``path`` only if it does not exist yet (atomic across processes); True if this call created it."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def first_difference(have: dict[str, Any], want: dict[str, Any], prefix: str = "") -> str | None:
@@ -142,42 +100,27 @@ def marker_path(root: Path, k: int) -> Path:
 def write_shard(root: Path, k: int, arrays: dict[str, np.ndarray], storage: str) -> dict[str, Any]:
     """Write shard ``k`` atomically (temporary name, then rename) and return its marker record."""
     target = shard_files(root, k, storage)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    _remove(tmp)
-    if storage == "safetensors":
-        from safetensors.numpy import save_file
+    files: dict[str, str] = {}
 
-        save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp))
-        _fsync(tmp)
-        files = {target.name: sha256_file(tmp)}
-    else:
+    def write(tmp: Path) -> None:
+        if storage == "safetensors":
+            from safetensors.numpy import save_file
+
+            save_file({name: np.ascontiguousarray(a) for name, a in arrays.items()}, str(tmp))
+            files[target.name] = sha256_file(tmp)
+            return
         tmp.mkdir()
-        files = {}
         for name in sorted(arrays):
             path = tmp / f"{name}.npy"
             np.save(path, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-            _fsync(path)
             files[f"{target.name}/{name}.npy"] = sha256_file(path)
-    _remove(target)
-    os.replace(tmp, target)
+
+    atomic_write(target, write)
     record = {"index": k, "rows": int(arrays["lengths"].shape[0]), "files": files}
     if "indices" in arrays:
         record["nnz"] = int(arrays["indices"].shape[0])
-    atomic_write_text(marker_path(root, k), dump_json(record))
+    atomic_write_json(marker_path(root, k), record)
     return record
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def read_marker(root: Path, k: int) -> dict[str, Any] | None:
@@ -219,7 +162,7 @@ def load_shard(root: Path, record: dict[str, Any], storage: str, verify: bool = 
 
 def discard_shard(root: Path, k: int, storage: str) -> None:
     marker_path(root, k).unlink(missing_ok=True)
-    _remove(shard_files(root, k, storage))
+    remove(shard_files(root, k, storage))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -317,6 +260,12 @@ class Store:
             raise ArtifactMismatch(f"{what} store {other.path} is not comparable with {self.path} ({diff})")
 
 
+def pool_fingerprint(store: Store) -> str:
+    """Short hash of a store's identity (its manifest minus per-run information), for derived artifacts."""
+    keep = {k: store.manifest.get(k) for k in ("mode", "model", "hook", "sae", "pooling", "span", "settings", "input")}
+    return hashlib.sha256(dump_json(keep).encode()).hexdigest()[:16]
+
+
 def _as_csr(arrays: dict[str, np.ndarray], width: int, mode: str) -> sp.csr_matrix:
     if mode == "dense":
         return sp.csr_matrix(arrays["dense"].astype(np.float32))
@@ -337,10 +286,7 @@ def open_store(path: str | Path, *, verify: bool = True, allow_incomplete: bool 
     if not (path / MANIFEST).exists():
         raise MonaError(f"{path} is not an embedding store (no {MANIFEST}); create one with `mona embed`")
     manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    if manifest.get("store_format") != STORE_FORMAT:
-        raise ArtifactMismatch(
-            f"store {path} has format {manifest.get('store_format')}, this mona reads format {STORE_FORMAT}"
-        )
+    check_format(manifest.get("store_format"), STORE_FORMAT, "store", path)
     if expect:
         diff = first_difference({k: manifest.get(k) for k in expect}, dict(expect))
         if diff:
@@ -382,7 +328,7 @@ def finalize(path: str | Path) -> Store:
         raise MonaError(f"store {path}: shards hold {rows} rows, the manifest expects {store.n}")
     final = dict(manifest, complete=True, shards=records)
     if final != manifest:
-        atomic_write_text(path / MANIFEST, dump_json(final))
+        atomic_write_json(path / MANIFEST, final)
     return Store(path, final)
 
 
