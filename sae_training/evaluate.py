@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from mona.errors import DataError
+from mona.io import atomic_write_json
 from mona.models import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def evaluate(sae_dir: str | Path, *, texts: list[str] | None = None, loaded: Loa
         })
     metrics["eval_config"] = asdict(config)
     if write:
-        (sae_dir / EVAL_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+        atomic_write_json(sae_dir / EVAL_FILE, metrics)
     return metrics
 
 

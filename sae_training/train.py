@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from mona.io import atomic_write, atomic_write_json
 from mona.models import LoadedModel, check_hook, load_model
 from sae_training.config import SAETrainConfig
 
@@ -286,7 +287,7 @@ def train(config: SAETrainConfig, *, resume: bool = False, loaded: LoadedModel |
         config.corpus, loaded.tokenizer, text_field=config.text_field, limit=config.corpus_size, seed=config.seed
     )
     train_texts, held_out = split_corpus(all_texts, config.eval_fraction, config.seed)
-    (out / "held_out.json").write_text(json.dumps(held_out))
+    atomic_write_json(out / "held_out.json", held_out, indent=None)
     log.info("corpus: %d texts for training, %d held out", len(train_texts), len(held_out))
 
     label = config.corpus if texts is None else "in-memory texts"
@@ -322,7 +323,7 @@ def _save_half(sae: Any, out: Path) -> None:
     from safetensors.torch import load_file, save_file
 
     path = out / "sae_weights.safetensors"
-    weights = load_file(path)
-    save_file({k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()}, path)
+    weights = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in load_file(path).items()}
+    atomic_write(path, lambda tmp: save_file(weights, tmp))
     log.info("weights stored as float16 (%.1f MB)", path.stat().st_size / 1e6)
 
