@@ -1,4 +1,4 @@
-"""The HTML report: expected sections, embedded images, no external resources; screenshot when Chromium exists."""
+"""The HTML report: sections, escaping, options, settings rows; embedded images only; screenshot with Chromium."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def report(stores_on_disk, tiny, tmp_path_factory):  # noqa: F811
     root, pool_samples = stores_on_disk
     out = tmp_path_factory.mktemp("report")
     sel = select(root / "pool", target=root / "target", n=6, pool_samples=pool_samples)
+    sel.records[0] = {**sel.records[0], "instruction": "<script>alert('pick')</script> & solve"}
     sel.save(out / "sel")
     labels = compute_labels(pool_samples, model=tiny, sae=tiny_sae(), hook=HOOK, config=LabelConfig(top_k=3),
                             out_dir=out / "labels", progress=False)
@@ -32,7 +33,12 @@ def test_sections_and_content(report):
     assert path.name == "report.html"
     for section in ("summary", "distributions", "mix", "features", "picks"):
         assert f'id="{section}"' in html
-    assert "Over-represented features" in html and "Selected samples" in html
+    for heading in ("Summary", "Selection config", "Embedding store", "Coverage", "Distributions", "Domain mix",
+                    "Over-represented features", "Selected samples"):
+        assert f">{heading}</h" in html
+    assert "Target set 0:" in html and "Feature shares." in html
+    assert "Relevance of every pool sample" in html and "Active features per sample" in html
+    assert "No feature labels" not in html and 'class="ctx"' in html
     assert "<mark>" in html  # highlighted activating tokens
     assert html.count('class="card"') == 6
     assert "math" in html and "poetry" in html  # domain mix
@@ -45,6 +51,70 @@ def test_self_contained(report):
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
     assert "<link" not in html and "@import" not in html and "<script" not in html
     assert "<style>" in html
+
+
+def test_sample_text_is_escaped(report):
+    _, html = report
+    assert "&lt;script&gt;alert(&#39;pick&#39;)&lt;/script&gt; &amp; solve" in html
+    assert "<script" not in html
+
+
+def test_without_labels_and_options(stores_on_disk, tmp_path):  # noqa: F811
+    from mona.explain import explain
+    from mona.report import ReportConfig, render_report
+
+    root, pool_samples = stores_on_disk
+    select(root / "pool", target=root / "target", n=5, pool_samples=pool_samples).save(tmp_path / "s")
+    path = render_report(tmp_path / "s", cards=2, features=3, pool_samples=pool_samples)  # explains on the fly
+    html = path.read_text(encoding="utf-8")
+    assert path == tmp_path / "s" / "report.html"
+    assert html.count('class="card"') == 2 and "The first 2 of 5 picks" in html
+    assert "No feature labels" in html and "<mark>" not in html
+    assert len(re.findall(r"<tr><td class=\"num\">\d+</td>", html)) == 3  # feature rows
+
+    ex = explain(tmp_path / "s", pool_samples=pool_samples)
+    out = render_report(tmp_path / "s", explanation=ex, out=tmp_path / "r.html",
+                        config=ReportConfig(title="<b>mine</b>", cards=1), features=1)
+    html = out.read_text(encoding="utf-8")
+    assert "<title>&lt;b&gt;mine&lt;/b&gt;</title>" in html and html.count('class="card"') == 1
+
+
+def test_report_config_checks():
+    from mona.errors import MonaError
+    from mona.report import ReportConfig, render_report
+
+    with pytest.raises(MonaError, match="cards"):
+        ReportConfig(cards=-1)
+    with pytest.raises(MonaError, match="unknown report option"):
+        render_report("nowhere", colour="red")
+
+
+def test_method_settings_nested_and_flat():
+    from mona.report.page import _method_settings, _shows_relevance
+
+    nested = {"method": "mmr", "n": 10, "ratio": None, "seed": 0, "targets": "merge", "quotas": None,
+              "top_features": 8, "options": {"mmr_lambda": 0.7, "similarity": "cosine"}}
+    assert _method_settings(nested) == [("method", "mmr"), ("n", 10), ("seed", 0), ("mmr_lambda", 0.7),
+                                        ("similarity", "cosine")]
+    several = {**nested, "targets": "quota", "quotas": [1.0, 2.0], "options": {}}
+    assert _method_settings(several) == [("method", "mmr"), ("n", 10), ("seed", 0), ("targets", "quota"),
+                                         ("quotas", [1.0, 2.0])]
+    flat = {"method": "greedy-coverage", "n": 4, "ratio": None, "seed": 0, "active_threshold": 0.0}
+    assert _method_settings(flat)[:3] == [("method", "greedy-coverage"), ("n", 4), ("seed", 0)]
+    assert ("active_threshold", 0.0) in _method_settings(flat)
+    assert _shows_relevance("mmr") and not _shows_relevance("mona")
+
+
+def test_score_by_rank_and_chat_cards():
+    from types import SimpleNamespace
+
+    from mona.report.page import _distribution_figures, _sample_text
+
+    figs = _distribution_figures(SimpleNamespace(scores=[3.0, 2.0, 1.0]), SimpleNamespace(pool=None))
+    assert figs["relevance"] is None and figs["rank"].startswith("data:image/png;base64,")
+    chat = {"messages": [{"role": "user", "content": "<b>hi</b>"}, {"role": "assistant", "content": "x" * 30}]}
+    turns = _sample_text(chat, limit=10)["turns"]
+    assert turns == [{"role": "user", "content": "<b>hi</b>"}, {"role": "assistant", "content": "x" * 10 + " …"}]
 
 
 def test_cli_report_and_screenshot(stores_on_disk, tmp_path):  # noqa: F811
