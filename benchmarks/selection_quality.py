@@ -2,7 +2,7 @@
 
 For every demo target (math, code, science, reasoning) and every method, select 5% of the demo pool toward the
 target and report precision: the share of picked samples whose ``domain`` label is the target's
-(``mona.datasets.TARGET_DOMAINS``). Random's precision is the domain's base rate; 1.0 is perfect.
+(``mona.demo.TARGET_DOMAINS``). Random's precision is the domain's base rate; 1.0 is perfect.
 
 Targets are split into a ``tune`` half and a ``report`` half: variants are explored on ``--split tune`` and
 the table in BENCHMARKS.md is ``--split report``, so no setting is chosen on the numbers it is reported with.
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_features import extract  # noqa: E402
 
 from mona.data import load_samples  # noqa: E402
-from mona.datasets import TARGET_DOMAINS, build_demo_pool, build_demo_targets  # noqa: E402
+from mona.demo import TARGET_DOMAINS, build_demo_pool, build_demo_targets  # noqa: E402
 from mona.models import hook_layer  # noqa: E402
 from mona.select import select  # noqa: E402
 from mona.select.config import SelectConfig  # noqa: E402

@@ -322,8 +322,13 @@ class Rendered:
     newlines between turns, a template's default system prompt) lies outside them and is never pooled."""
 
 
-def _gemma_turns(messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
-    """Gemma's turn format, and the character span of each message's content in it."""
+def gemma_turns(messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+    """Gemma's turn format, and the character span of each message's content in it.
+
+    ``user`` turns stay user turns and any other role (``assistant``) becomes ``model``. A system message goes into
+    the next user turn (before its content, after a blank line), or stands as a user turn of its own when a model
+    turn or the end follows; of several system messages in a row only the last is kept.
+    """
     out: list[str] = []
     spans: list[tuple[int, int]] = []
     pos = 0
@@ -399,7 +404,7 @@ def render(sample: Sample, tokenizer: Any = None) -> Rendered:
             prefix = _common_prefix(prefix, full)
         start = len(prefix) if has_response else len(full)
         return Rendered(full, start, tuple(_find_spans(full, messages)))
-    text, spans = _gemma_turns(messages)
+    text, spans = gemma_turns(messages)
     if not has_response:
         return Rendered(text, len(text), tuple(spans))
     return Rendered(text, spans[-1][0], tuple(spans))

@@ -44,7 +44,7 @@ class SAETrainConfig:
     corpus: str = "mona:sae-corpus"
     """Training text: a ``.jsonl``/``.json``/``.parquet``/``.txt`` file, a folder written by
     ``datasets.Dataset.save_to_disk``, or ``mona:sae-corpus`` (plain English mixed with instruction samples,
-    built offline by :func:`mona.datasets.build_sae_corpus`). Records with a ``text`` field are used as is;
+    built offline by :func:`mona.demo.build_sae_corpus`). Records with a ``text`` field are used as is;
     instruction records (alpaca / chat / prompt-response) are rendered as the model reads them
     (:func:`mona.data.render`)."""
     corpus_size: int | None = None

@@ -8,7 +8,7 @@ A corpus is a list of strings the model reads. Sources:
   format :mod:`mona.data` reads) are rendered with :func:`mona.data.render` in the model's chat format, so
   the SAE sees the same token stream the activation stage will feed it;
 * ``mona:sae-corpus``: plain English mixed with instruction samples, built offline by
-  :func:`mona.datasets.build_sae_corpus`.
+  :func:`mona.demo.build_sae_corpus`.
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ def _load_dataset_dir(path: Path) -> Any:
 
 def _builtin_corpus(tokenizer: Any, limit: int | None, seed: int) -> list[str]:
     try:
-        from mona.datasets import build_sae_corpus
+        from mona.demo import build_sae_corpus
     except ImportError:
-        raise DataError(f"{BUILTIN_CORPUS} needs mona.datasets.build_sae_corpus, which this install lacks") from None
+        raise DataError(f"{BUILTIN_CORPUS} needs mona.demo.build_sae_corpus, which this install lacks") from None
     kwargs: dict[str, Any] = {"seed": seed}
     if limit is not None:
         kwargs["n_texts"] = limit

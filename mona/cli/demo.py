@@ -39,7 +39,7 @@ def _stage(name: str, start: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mona import datasets
+    from mona import demo
     from mona.data import load_samples
     from mona.embed import EmbedConfig, embed
     from mona.explain import explain
@@ -52,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
     start = time.time()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    pool_path = datasets.build_demo_pool(n=args.pool_size, seed=0)
-    target_path = datasets.build_demo_targets(seed=0, split="all")[args.target]
+    pool_path = demo.build_demo_pool(n=args.pool_size, seed=0)
+    target_path = demo.build_demo_targets(seed=0, split="all")[args.target]
     pool, target = load_samples(pool_path), load_samples(target_path, limit=args.target_size)
-    hits = datasets.TARGET_DOMAINS[args.target]
+    hits = demo.TARGET_DOMAINS[args.target]
     base_rate = sum(s.record["domain"] in hits for s in pool) / len(pool)
     _stage(f"demo data: pool {len(pool)} samples ({base_rate:.0%} {args.target}), target {len(target)}", start)
 

