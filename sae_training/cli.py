@@ -1,99 +1,129 @@
-"""The ``mona-sae`` command line: ``train`` and ``eval``.
+"""The ``mona-sae`` command line (also ``mona sae``): ``train`` and ``eval``.
 
-    mona-sae train --config configs/sae/default.yaml [--resume] [--d_sae 4096 --hook blocks.3.hook_resid_post ...]
+    mona-sae train --config configs/sae/default.yaml [--resume] [--d-sae 4096 --hook blocks.3.hook_resid_post ...]
     mona-sae eval runs/sae/default [--corpus held_out.jsonl] [--tokens 16384] [--json metrics.json]
 
-Overrides after the known options are config keys (``--key value`` or ``key=value``) applied on top of the
-YAML file. Problems a user can fix are printed as one line (exit status 2), never as a traceback.
+Every :class:`~sae_training.config.SAETrainConfig` field is a flag (``--training-tokens``; the field's own
+spelling ``--training_tokens`` is accepted too) that overrides the ``--config`` YAML file, which overrides the
+defaults. Problems a user can fix are printed as one line (exit status 2), never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from mona.cli.args import Parser, add_command, add_config, add_config_file, config_from, load_config, run_main
+
+QUIET_LOGGERS = ("sae_lens", "datasets", "transformers", "httpx")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mona-sae", description="Train and evaluate SAEs with sae-lens.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+@dataclass
+class TrainArgs:
+    """How ``train`` runs (the SAE and its training are configured by ``SAETrainConfig``)."""
 
-    train = sub.add_parser("train", help="train an SAE from a YAML config (extra --key value pairs override it)")
-    train.add_argument("--config", required=True, help="YAML file, e.g. configs/sae/default.yaml")
-    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this run")
-    train.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation after training")
-    train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-
-    ev = sub.add_parser("eval", help="evaluate an SAE folder on held-out text")
-    ev.add_argument("sae_dir", help="SAE folder (cfg.json + sae_weights.safetensors), or 'default'")
-    ev.add_argument("--corpus", help="held-out text (jsonl/json/parquet/txt/dataset folder); default: the run's split")
-    ev.add_argument("--model", help="model name (default: the one recorded in the SAE's cfg.json)")
-    ev.add_argument("--tokens", type=int, default=16384, help="held-out tokens to read (default 16384)")
-    ev.add_argument("--ce-fraction", type=float, default=0.25, help="share of tokens for the CE-loss test")
-    ev.add_argument("--context-size", type=int, default=128)
-    ev.add_argument("--batch-size", type=int, default=8, help="contexts per forward pass")
-    ev.add_argument("--json", dest="json_out", help="also write the metrics here")
-    ev.add_argument("--no-write", action="store_true", help="do not write eval_metrics.json into the SAE folder")
-    return parser
+    resume: bool = False
+    """Continue from the newest checkpoint of this run."""
+    eval: bool = True
+    """Evaluate the SAE on the held-out split after training."""
+    dry_run: bool = False
+    """Print the resolved config as JSON and exit."""
 
 
-def _train(args: argparse.Namespace, extra: list[str]) -> int:
-    from sae_training.config import SAETrainConfig, parse_overrides
+@dataclass
+class EvalArgs:
+    """What ``eval`` reads and writes (how much it reads is ``EvalConfig``)."""
 
-    config = SAETrainConfig.from_yaml(args.config, parse_overrides(extra))
-    if args.dry_run:
+    sae_dir: str = field(metadata={"positional": True})
+    """SAE folder (cfg.json + sae_weights.safetensors), or 'default' for the shipped SAE."""
+    corpus: str | None = None
+    """Held-out text (jsonl/json/parquet/txt/dataset folder); default: the run's own held-out split."""
+    model: str | None = None
+    """Model name (default: the one recorded in the SAE's cfg.json)."""
+    json_out: str | None = field(default=None, metadata={"flags": ("--json",)})
+    """Also write the metrics to this JSON file."""
+    write: bool = True
+    """Write eval_metrics.json into the SAE folder."""
+
+
+def register(subparsers: Any) -> None:
+    """Add ``train`` and ``eval`` to ``subparsers`` (of ``mona-sae``, or of ``mona sae``)."""
+    from sae_training.config import SAETrainConfig
+    from sae_training.evaluate import EvalConfig
+
+    train = add_command(
+        subparsers, "train", run_train,
+        help="train an SAE (a YAML config and/or flags)",
+        description="Train an SAE with sae-lens on one hook of a model. Flags override the --config file.",
+    )
+    add_config(train, TrainArgs)
+    add_config_file(train, "train")
+    add_config(train, SAETrainConfig, dest="train", title="SAE training (SAETrainConfig)")
+
+    ev = add_command(subparsers, "eval", run_eval, help="evaluate an SAE folder on held-out text",
+                     description="Explained variance, L0, alive features and the next-token-loss cost on held-out "
+                     "text.")
+    add_config(ev, EvalArgs)
+    add_config_file(ev, "eval")
+    add_config(ev, EvalConfig, dest="eval", aliases={"batch_size_prompts": ["--batch-size"]},
+               title="evaluation (EvalConfig)")
+
+
+def train_config(args: argparse.Namespace) -> Any:
+    """The resolved :class:`SAETrainConfig`: flags > ``--config`` file > defaults."""
+    from sae_training.config import SAETrainConfig
+
+    return load_config(args, SAETrainConfig, dest="train", section="train")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    a = config_from(args, TrainArgs)
+    config = train_config(args)
+    if a.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     from sae_training.evaluate import format_table
     from sae_training.train import train
 
-    result = train(config, resume=args.resume, evaluate_after=not args.no_eval)
+    result = train(config, resume=a.resume, evaluate_after=a.eval)
     print(f"SAE saved to {result.sae_dir} ({result.tokens:,} tokens, {result.tokens_per_second:.0f} tok/s)")
     if result.eval_metrics:
         print(format_table(result.eval_metrics))
     return 0
 
 
-def _eval(args: argparse.Namespace, extra: list[str]) -> int:
-    from mona.errors import MonaError
+def run_eval(args: argparse.Namespace) -> int:
     from mona.models import load_model
     from mona.saes import default_sae_dir, sae_metadata
     from sae_training.corpus import load_corpus
     from sae_training.evaluate import EvalConfig, evaluate, format_table
 
-    if extra:
-        raise MonaError(f"unexpected arguments: {' '.join(extra)}")
-    sae_dir = default_sae_dir() if args.sae_dir == "default" else Path(args.sae_dir)
-    config = EvalConfig(tokens=args.tokens, ce_fraction=args.ce_fraction, context_size=args.context_size,
-                        batch_size_prompts=args.batch_size)
+    a = config_from(args, EvalArgs)
+    config = load_config(args, EvalConfig, dest="eval", section="eval")
+    sae_dir = default_sae_dir() if a.sae_dir == "default" else Path(a.sae_dir)
     meta = sae_metadata(sae_dir)
-    loaded = load_model(args.model or meta.get("model_name") or "gemma-3-270m")
-    texts = load_corpus(args.corpus, loaded.tokenizer) if args.corpus else None
-    metrics = evaluate(sae_dir, texts=texts, loaded=loaded, config=config, write=not args.no_write)
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(metrics, indent=2) + "\n")
+    loaded = load_model(a.model or meta.get("model_name") or "gemma-3-270m")
+    texts = load_corpus(a.corpus, loaded.tokenizer) if a.corpus else None
+    metrics = evaluate(sae_dir, texts=texts, loaded=loaded, config=config, write=a.write)
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(metrics, indent=2) + "\n")
     print(format_table(metrics))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from mona.errors import MonaError
+def build_parser(prog: str = "mona-sae") -> argparse.ArgumentParser:
+    parser = Parser(prog=prog, description="Train and evaluate SAEs with sae-lens.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
 
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("sae_lens", "datasets", "transformers", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if not args.verbose else logging.DEBUG)
-    try:
-        return _train(args, extra) if args.command == "train" else _eval(args, extra)
-    except MonaError as exc:
-        print(f"mona-sae {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(build_parser(), argv, quiet_loggers=QUIET_LOGGERS)
 
 
 if __name__ == "__main__":

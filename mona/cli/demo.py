@@ -15,23 +15,43 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from mona.cli.args import add_command, add_config, config_from
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class DemoArgs:
+    """Options of ``mona demo``."""
+
+    out: Path = Path("runs/demo")
+    """Output folder."""
+    pool_size: int = 2000
+    """Demo pool samples."""
+    target: Literal["math", "code", "science", "reasoning"] = "math"
+    """Demo target set."""
+    target_size: int | None = None
+    """Use only this many target samples (none: all)."""
+    ratio: float = 0.05
+    """Share of the pool to select."""
+    max_tokens: int = 256
+    """Truncate samples to this many tokens."""
+    label_samples: int = 300
+    """Pool samples used for feature labels."""
+    model: str = "gemma-3-270m"
+    """Model name or local HF folder."""
+    sae: str = "default"
+    """SAE: 'default', a sae-lens folder, registry:<release>/<id>."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="run the whole pipeline on the embedded default model and demo data")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: %(default)s)")
-    p.add_argument("--pool-size", type=int, default=2000, help="demo pool samples (default: %(default)s)")
-    p.add_argument("--target", default="math", help="demo target: math, code, science, reasoning")
-    p.add_argument("--target-size", type=int, default=None, help="use only this many target samples (default: all)")
-    p.add_argument("--ratio", type=float, default=0.05, help="share of the pool to select (default: %(default)s)")
-    p.add_argument("--max-tokens", type=int, default=256, help="truncate samples to this many tokens")
-    p.add_argument("--label-samples", type=int, default=300, help="pool samples used for feature labels")
-    p.add_argument("--model", default="gemma-3-270m")
-    p.add_argument("--sae", default="default")
-    p.set_defaults(func=run)
+    p = add_command(subparsers, "demo", run,
+                    help="run the whole pipeline on the embedded default model and demo data")
+    add_config(p, DemoArgs)
 
 
 def _stage(name: str, start: float) -> None:
@@ -49,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from mona.saes import load_sae
     from mona.select import SelectConfig, select
 
+    args = config_from(args, DemoArgs)  # type: ignore[assignment]
     start = time.time()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

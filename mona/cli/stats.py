@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+
+from mona.cli.args import add_command, add_config, config_from
 
 DEMO_SAMPLES = Path(str(files("mona").joinpath("assets/demo/samples.jsonl")))
 
 
+@dataclass
+class StatsArgs:
+    """What ``mona stats`` reads."""
+
+    model: str = "gemma-3-270m"
+    """Model name or local HF folder."""
+    input: Path = DEMO_SAMPLES
+    """Instruction samples (jsonl/json/parquet); default: the packaged demo samples."""
+    layers: tuple[int, ...] = (0, 3, 6, 9, 12, 15, 17)
+    """Layers for the statistics (comma- or space-separated)."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("stats", help="per-layer residual-stream statistics of a sample file")
-    p.add_argument("--model", default="gemma-3-270m", help="model name or local HF folder (default: %(default)s)")
-    p.add_argument("--input", type=Path, default=DEMO_SAMPLES, help="instruction samples (jsonl/json/parquet)")
-    p.add_argument("--layers", default="0,3,6,9,12,15,17", help="comma-separated layers for the statistics")
-    p.set_defaults(func=run)
+    from mona.activations import ActivationConfig
+
+    p = add_command(subparsers, "stats", run, help="per-layer residual-stream statistics of a sample file")
+    add_config(p, StatsArgs)
+    add_config(p, ActivationConfig, dest="activations", exclude=("hooks", "window"),
+               title="activations (ActivationConfig)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
     from mona.data import load_samples
     from mona.models import load_model
 
+    a = config_from(args, StatsArgs)
+    config = config_from(args, ActivationConfig, dest="activations")
     start = time.time()
-    samples = load_samples(args.input)  # bad input fails before the model is loaded
-    loaded = load_model(args.model)
-    layers = [int(x) for x in args.layers.split(",")]
-    rows = layer_statistics(loaded, samples, layers, ActivationConfig(max_tokens=512))
+    samples = load_samples(a.input)  # bad input fails before the model is loaded
+    loaded = load_model(a.model)
+    rows = layer_statistics(loaded, samples, list(a.layers), config)
     print(
         f"\nmodel {loaded.identity.name} ({loaded.identity.source}, {loaded.n_layers} layers, d_model "
-        f"{loaded.d_model}); {len(samples)} samples from {args.input}"
+        f"{loaded.d_model}); {len(samples)} samples from {a.input}"
     )
     print(f"{'layer':>5} {'tokens':>7} {'|resid| mean':>13} {'|resid| std':>12} {'mean-dir energy':>16}")
     for r in rows:
