@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mona.cli.args import add_command, add_config, add_config_file, config_from, load_config
 from mona.cli.explain import SelectionInputs, explain_selection
-
-
-@dataclass
-class ReportConfig:
-    """What the HTML report shows."""
-
-    cards: int = 24
-    """Picks shown as cards."""
-    features: int = 20
-    """Enriched features listed."""
-    examples: int = 3
-    """Top-activating contexts shown per listed feature."""
-    title: str | None = None
-    """Page title (default: derived from the selection)."""
 
 
 @dataclass
@@ -44,6 +30,7 @@ class ReportArgs(SelectionInputs):
 def register(subparsers: Any) -> None:
     from mona.explain import ExplainConfig
     from mona.labels import LabelConfig
+    from mona.report import ReportConfig
 
     p = add_command(
         subparsers, "report", run,
@@ -59,7 +46,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mona.report import render_report
+    from mona.report import ReportConfig, render_report
 
     a = config_from(args, ReportArgs)
     config = load_config(args, ReportConfig, dest="report", section="report", others=("explain", "labels"))
@@ -70,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         label_config = load_config(args, LabelConfig, dest="labels", section="labels", primary=False)
         labels = compute_labels(a.label_samples, model=a.model, sae=a.sae, config=label_config)
     ex = explain_selection(args, a, labels=labels, primary=False)
-    path = render_report(a.selection, explanation=ex, labels=labels, out=a.out, **asdict(config))
+    path = render_report(a.selection, explanation=ex, labels=labels, out=a.out, config=config)
     print(f"report: {path}")
     if a.screenshot is not None:
         from mona.report import screenshot
