@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mona.errors import MonaError
+from mona.io import atomic_write_text
 from mona.report.chromium import CHROMIUM_NAMES, find_chromium, screenshot
 from mona.report.config import ReportConfig
 from mona.report.page import fmt, gather
@@ -56,7 +57,7 @@ def render_report(
     data["title"] = config.title or f"mona selection report — {sel_dir.name}"
     doc = _environment().get_template(TEMPLATE).render(**data)
     path = Path(out) if out is not None else sel_dir / REPORT_HTML
-    _write_text(path, doc)
+    atomic_write_text(path, doc)
     log.info("wrote the report to %s (%.0f kB)", path, path.stat().st_size / 1024)
     return path
 
@@ -90,13 +91,6 @@ def _load(sel_dir: Path, explanation: Any, labels: Any, pool_samples: Any) -> tu
 
         labels = load_labels(labels)
     return sel, ex, labels
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _environment() -> Any:
