@@ -8,6 +8,9 @@ Three modes:
 * ``dense``: the same pooling over the raw residual at ``hook``, no SAE (the "dense embeddings" baseline).
 * ``layers``: for every layer's ``blocks.{l}.hook_resid_post``, the activation of the first and the last valid
   token of the span (what NAIT's activation drift needs), stored as (n, L, 2, d).
+* ``sentence``: an off-the-shelf sentence embedder (all-MiniLM-L6-v2, :mod:`mona.sentence`) on each sample's
+  plain text, mean pooled over its tokens and L2-normalised; stored dense like ``dense`` (read with
+  ``Store.dense()``). The ``model``/``sae`` arguments and ``hook`` are not used.
 
 Valid tokens exclude BOS, padding and chat-turn special tokens (:class:`mona.activations.ActivationBatch.valid`).
 Samples are processed a shard (``shard_size`` samples, in input order) at a time: a shard's pooled rows go to
@@ -21,7 +24,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -54,13 +57,15 @@ from mona.store import (
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["sae", "dense", "layers"]
+Mode = Literal["sae", "dense", "layers", "sentence"]
 Pooling = Literal["mean", "max", "sum", "binary"]
 Span = Literal["all", "prompt", "response"]
 DType = Literal["float16", "float32"]
 Storage = Literal["safetensors", "npy"]
 
 DEFAULT_DENSE_HOOK = "blocks.6.hook_resid_post"
+DEFAULT_MAX_TOKENS = 512
+SENTENCE_MAX_TOKENS = 256
 
 
 @dataclass
@@ -69,17 +74,21 @@ class EmbedConfig:
 
     hook: str | None = None
     """TransformerLens hook; ``None`` = the SAE's own hook (mode ``sae``) or blocks.6.hook_resid_post
-    (``dense``). Ignored by mode ``layers``, which takes every layer's ``hook_resid_post``."""
+    (``dense``). Ignored by mode ``layers``, which takes every layer's ``hook_resid_post``, and by ``sentence``."""
     mode: Mode = "sae"
-    """``sae``: pooled SAE codes; ``dense``: pooled raw residual; ``layers``: first/last token of every layer."""
+    """``sae``: pooled SAE codes; ``dense``: pooled raw residual; ``layers``: first/last token of every layer;
+    ``sentence``: all-MiniLM-L6-v2 sentence embeddings of each sample's plain text (unit norm, no LM or SAE)."""
     pooling: Pooling = "mean"
-    """How token vectors become one sample vector (``binary`` needs mode ``sae``; ignored by ``layers``)."""
+    """How token vectors become one sample vector (``binary`` needs mode ``sae``; ignored by ``layers``;
+    ``sentence`` is always ``mean``, the pooling its model was trained with)."""
     span: Span = "all"
-    """Which valid tokens are pooled: the whole sample, only the prompt, or only the response."""
+    """Which valid tokens are pooled: the whole sample, only the prompt, or only the response (``sentence``:
+    always ``all``, the prompt and response as one text)."""
     threshold: float = 0.0
     """A feature counts as active when its code exceeds this (``binary`` pooling)."""
-    max_tokens: int = 512
-    """Samples are truncated to this many tokens (BOS included); truncations are logged."""
+    max_tokens: int | None = None
+    """Samples are truncated to this many tokens (BOS included); truncations are logged. ``None``: 512, or 256
+    for ``sentence`` (the length its model was trained on; at most 512)."""
     batch_tokens: int = 4096
     """Padded tokens per forward batch (speed/memory knob; batches never cross shard boundaries)."""
     shard_size: int = 1024
@@ -97,6 +106,11 @@ class EmbedConfig:
                 raise MonaError(f"embed {name} must be one of {', '.join(get_args(kind))}; got {value!r}")
         if self.pooling == "binary" and self.mode != "sae":
             raise MonaError(f"binary pooling needs mode 'sae' (active SAE features); got mode {self.mode!r}")
+        if self.mode == "sentence" and (self.pooling, self.span) != ("mean", "all"):
+            raise MonaError(f"mode 'sentence' embeds whole texts with mean pooling; got pooling {self.pooling!r}, "
+                            f"span {self.span!r}")
+        if self.max_tokens is None:
+            self.max_tokens = SENTENCE_MAX_TOKENS if self.mode == "sentence" else DEFAULT_MAX_TOKENS
         for name in ("max_tokens", "batch_tokens", "shard_size"):
             if int(getattr(self, name)) < 1:
                 raise MonaError(f"embed {name} must be >= 1; got {getattr(self, name)}")
@@ -177,8 +191,9 @@ def _load_inputs(samples_or_path: Any, format: str) -> list[Any]:
     return load_samples(samples_or_path, format)
 
 
-def _request(samples: Sequence[Any], loaded_identity: dict[str, Any], sae: LoadedSAE | None, config: EmbedConfig,
-             hooks: tuple[str, ...], n_features: int) -> dict[str, Any]:
+def store_request(samples: Sequence[Any], config: EmbedConfig, *, model: dict[str, Any], n_features: int,
+                  hooks: Sequence[str] = (), sae: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest a new store starts from; its identity keys decide whether an existing store is reused."""
     from mona.data import fingerprint
 
     settings = {k: v for k, v in config.to_dict().items() if k not in ("hook", "mode", "pooling", "span",
@@ -186,10 +201,10 @@ def _request(samples: Sequence[Any], loaded_identity: dict[str, Any], sae: Loade
     return {
         "store_format": STORE_FORMAT,
         "mode": config.mode,
-        "model": loaded_identity,
+        "model": model,
         "hook": config.hook,
         "hooks": list(hooks),
-        "sae": sae.identity.to_dict() if sae is not None else None,
+        "sae": sae,
         "pooling": config.pooling if config.mode != "layers" else None,
         "span": config.span,
         "settings": settings,
@@ -232,6 +247,11 @@ def embed(
         if not (n >= 1 and 0 <= i < n):
             raise MonaError(f"shard must be (i, n) with 0 <= i < n; got {shard}")
     samples = _load_inputs(samples_or_path, format)
+    if config.mode == "sentence":
+        from mona.sentence import embed_sentences
+
+        return embed_sentences(samples, config=_resolve_hook(config, None), out_dir=out_dir, shard=shard,
+                               progress=progress)
     if config.mode == "sae" and sae is None:
         raise MonaError("mode 'sae' needs an SAE (pass sae=..., or use mode 'dense')")
 
@@ -247,27 +267,40 @@ def embed(
 
         loaded = load_model(str(model))
     hooks, n_features = _hooks_and_width(config, loaded, handle)
-    request = _request(samples, loaded.identity.to_dict(), handle, config, hooks, n_features)
-    manifest = _open_or_create(out_dir, request, samples, config)
+    request = store_request(samples, config, model=loaded.identity.to_dict(), n_features=n_features, hooks=hooks,
+                            sae=handle.identity.to_dict() if handle is not None else None)
+    act_config = ActivationConfig(hooks=hooks, max_tokens=config.max_tokens, batch_tokens=config.batch_tokens,
+                                  window=max(config.shard_size, 1))
+    stats = ActivationStats()
 
+    def compute(part: Sequence[Any]) -> tuple[dict[str, np.ndarray], int]:
+        before = stats.tokens
+        return _embed_shard(loaded, handle, part, config, act_config, stats), stats.tokens - before
+
+    return write_store(out_dir, request, samples, config, compute, shard=shard, progress=progress)
+
+
+def write_store(out_dir: Path, request: dict[str, Any], samples: Sequence[Any], config: EmbedConfig,
+                compute: Callable[[Sequence[Any]], tuple[dict[str, np.ndarray], int]], *,
+                shard: tuple[int, int] | None = None, progress: bool = True) -> Store:
+    """The resumable shard loop every mode shares: create (or check) the store ``request`` describes, run
+    ``compute(samples of shard k) -> (shard arrays, tokens read)`` for this part's unfinished shards, and
+    finalize once every shard is done. ``compute`` is never called when nothing is left to do."""
+    manifest = _open_or_create(out_dir, request, samples, config)
     n_shards = manifest["n_shards"]
     mine = [k for k in range(n_shards) if shard is None or k % shard[1] == shard[0]]
     todo = [k for k in mine if not _shard_ok(out_dir, k, config.storage)]
     if len(todo) < len(mine):
         log.info("store %s: %d of %d shards already done, computing %d", out_dir, len(mine) - len(todo),
                  len(mine), len(todo))
-    act_config = ActivationConfig(hooks=hooks, max_tokens=config.max_tokens, batch_tokens=config.batch_tokens,
-                                  window=max(config.shard_size, 1))
-    stats = ActivationStats()
     total = sum(min(config.shard_size, len(samples) - k * config.shard_size) for k in todo)
     bar = tqdm(total=total, desc=f"embed {config.mode}", unit="sample", disable=not progress or not todo)
     for k in todo:
         lo, hi = k * config.shard_size, min((k + 1) * config.shard_size, len(samples))
-        start, tokens_before = time.perf_counter(), stats.tokens
-        arrays = _embed_shard(loaded, handle, samples[lo:hi], config, act_config, stats)
+        start = time.perf_counter()
+        arrays, tokens = compute(samples[lo:hi])
         write_shard(out_dir, k, arrays, config.storage)
-        seconds = time.perf_counter() - start
-        _log_timing(out_dir, k, hi - lo, stats.tokens - tokens_before, seconds)
+        _log_timing(out_dir, k, hi - lo, tokens, time.perf_counter() - start)
         bar.update(hi - lo)
     bar.close()
     if all(_shard_ok(out_dir, k, config.storage, verify=False) for k in range(n_shards)):
@@ -277,7 +310,7 @@ def embed(
 
 
 def _resolve_hook(config: EmbedConfig, handle: LoadedSAE | None) -> EmbedConfig:
-    if config.mode == "layers":
+    if config.mode in ("layers", "sentence"):
         return EmbedConfig.from_dict({**config.to_dict(), "hook": None})
     if config.hook is None:
         hook = handle.hook if handle is not None else DEFAULT_DENSE_HOOK

@@ -14,6 +14,10 @@ Local SAEs are checked against the model from their ``cfg.json`` alone, before t
 before any forward pass: ``d_in`` must equal the model's ``d_model`` and the SAE's hook must be the requested
 one and exist in the model; otherwise :class:`mona.errors.ArtifactMismatch` says which in one line. Weights
 are always loaded as float32 (the shipped SAE stores float16; sae-lens converts to the cfg dtype on load).
+
+:func:`resolve_sae` is what stages call: it accepts a spec, a :class:`LoadedSAE` or a bare sae-lens ``SAE`` and
+returns a :class:`LoadedSAE` whose :class:`SAEIdentity` (what manifests record) has the same fields, and the
+same weights hash for the same weights, whatever the source.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ Layout of a store folder::
 
 A shard holds, by mode: ``sae`` — CSR ``indptr`` (int64), ``indices`` (uint16 when the SAE has at most 65,536
 features, else int32), ``values`` (float16/32);
-``dense`` — ``dense`` (rows, d); ``layers`` — ``layers`` (rows, L, 2, d). Every shard also has ``lengths``
-(int32, valid tokens pooled per sample). Shard files carry no timestamps, so the same inputs and settings give
-byte-identical stores whether written in one run, resumed after a crash, or in ``shard=(i, n)`` parts.
+``dense`` and ``sentence`` — ``dense`` (rows, d); ``layers`` — ``layers`` (rows, L, 2, d). Every shard also has
+``lengths`` (int32, valid tokens pooled per sample). Shard files carry no timestamps, so the same inputs and
+settings give byte-identical stores whether written in one run, resumed after a crash, or in ``shard=(i, n)`` parts.
 
 Shards are written to a temporary name, renamed into place, and only then marked done; a shard whose bytes no
 longer match its checksum is refused on read and recomputed by the next ``embed`` run.
@@ -46,6 +46,8 @@ SHARD_DIR = "shards"
 LOG_DIR = "logs"
 
 # Manifest keys that must agree for a store to be reused or resumed; everything else is informational.
+DENSE_MODES = ("dense", "sentence")
+"""Modes whose shards hold one dense vector per sample (``dense`` arrays)."""
 IDENTITY_KEYS = ("store_format", "mode", "model", "hook", "hooks", "sae", "pooling", "span", "settings", "input")
 
 
@@ -192,7 +194,7 @@ class Store:
 
     @property
     def n_features(self) -> int:
-        """Width of an embedding: SAE width (mode ``sae``) or d_model (``dense``, ``layers``)."""
+        """Width of an embedding: SAE width (mode ``sae``) or d_model (``dense``, ``layers``, ``sentence``)."""
         return int(self.manifest["n_features"])
 
     @property
@@ -232,15 +234,15 @@ class Store:
             yield start, _as_csr(arrays, self.n_features, self.mode)
 
     def codes(self) -> sp.csr_matrix:
-        """(n, F) float32 CSR of all embeddings (for ``dense`` mode, the dense vectors as CSR)."""
+        """(n, F) float32 CSR of all embeddings (for ``dense``/``sentence`` modes, the dense vectors as CSR)."""
         if self.mode == "layers":
             raise MonaError(f"store {self.path} holds per-layer activations (mode 'layers'); use .layers()")
         blocks = [block for _, block in self.iter_codes()]
         return sp.vstack(blocks, format="csr").astype(np.float32) if blocks else sp.csr_matrix((0, self.n_features))
 
     def dense(self) -> Float[np.ndarray, "n d"]:
-        """(n, D) float32: dense embeddings (``dense`` mode) or densified SAE codes (``sae`` mode)."""
-        if self.mode == "dense":
+        """(n, D) float32: dense embeddings (modes ``dense``, ``sentence``) or densified SAE codes (``sae``)."""
+        if self.mode in DENSE_MODES:
             return np.concatenate([a["dense"] for _, a in self.iter_shards()]).astype(np.float32)
         return self.codes().toarray()
 
@@ -267,7 +269,7 @@ def pool_fingerprint(store: Store) -> str:
 
 
 def _as_csr(arrays: dict[str, np.ndarray], width: int, mode: str) -> sp.csr_matrix:
-    if mode == "dense":
+    if mode in DENSE_MODES:
         return sp.csr_matrix(arrays["dense"].astype(np.float32))
     rows = arrays["lengths"].shape[0]
     return sp.csr_matrix(

@@ -149,3 +149,26 @@ def test_default_sae_on_default_model():
     assert ev > 0.5
     with pytest.raises(ArtifactMismatch):
         load_sae("default", model=loaded, hook="blocks.5.hook_resid_post")
+
+
+def test_resolve_sae_gives_one_identity_for_every_source(tmp_path, tiny):
+    from mona.saes import LoadedSAE, resolve_sae
+    from mona.testing import tiny_sae
+
+    _save_sae(tmp_path / "a")
+    loaded = resolve_sae(tmp_path / "a", model=tiny, hook=HOOK)
+    assert resolve_sae(loaded) is loaded
+    bare = resolve_sae(loaded.sae, model=tiny)  # the same weights as an sae-lens object
+    assert isinstance(bare, LoadedSAE) and bare.sae is loaded.sae
+    same = ("weights_hash", "hook", "d_in", "d_sae", "architecture")
+    mine, theirs = loaded.identity.to_dict(), bare.identity.to_dict()
+    assert mine.keys() == theirs.keys()
+    assert {k: mine[k] for k in same} == {k: theirs[k] for k in same}
+    assert theirs["source"] == "object" and mine["source"].startswith("local:")
+    # an SAE that does not record its hook takes the one asked for; other weights hash differently
+    other = resolve_sae(tiny_sae(d_sae=48, seed=3), model=tiny, hook=HOOK)
+    assert other.identity.hook == HOOK and other.identity.weights_hash != mine["weights_hash"]
+    with pytest.raises(ArtifactMismatch, match="d_model"):
+        resolve_sae(tiny_sae(d_in=16), model=tiny)
+    with pytest.raises(ArtifactMismatch, match="trained on hook"):
+        resolve_sae(loaded, hook="blocks.0.hook_resid_post")
