@@ -90,12 +90,13 @@ def test_report_config_checks():
 
 
 def test_method_settings_nested_and_flat():
-    from mona.report.page import _method_settings, _shows_relevance
+    from mona.report.page import _method_settings, _shows_relevance, _summary
 
     nested = {"method": "mmr", "n": 10, "ratio": None, "seed": 0, "targets": "merge", "quotas": None,
-              "top_features": 8, "options": {"mmr_lambda": 0.7, "similarity": "cosine"}}
-    assert _method_settings(nested) == [("method", "mmr"), ("n", 10), ("seed", 0), ("mmr_lambda", 0.7),
-                                        ("similarity", "cosine")]
+              "top_features": 8, "options": {"similarity": "cosine", "mmr_lambda": 0.7}}
+    assert _method_settings(nested) == [("method", "mmr"), ("n", 10), ("seed", 0), ("similarity", "cosine"),
+                                        ("mmr_lambda", 0.7)]  # the options in their own order
+    assert _summary({"scores": {}, "select_config": nested})["settings_note"] is None  # all options are listed
     several = {**nested, "targets": "quota", "quotas": [1.0, 2.0], "options": {}}
     assert _method_settings(several) == [("method", "mmr"), ("n", 10), ("seed", 0), ("targets", "quota"),
                                          ("quotas", [1.0, 2.0])]

@@ -71,7 +71,7 @@ def _method_settings(config: dict[str, Any]) -> list[tuple[str, Any]]:
     if "options" in config:
         several = config.get("targets") == "quota" or config.get("quotas") is not None
         targets = [(k, config[k]) for k in ("targets", "quotas") if several and config.get(k) is not None]
-        return head + targets + sorted((config["options"] or {}).items())
+        return head + targets + list((config["options"] or {}).items())
     from mona.select import SelectConfig
 
     try:
