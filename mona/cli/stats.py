@@ -20,7 +20,7 @@ class StatsArgs:
     model: str = "gemma-3-270m"
     """Model name or local HF folder."""
     input: Path = DEMO_SAMPLES
-    """Instruction samples (jsonl/json/parquet); default: the packaged demo samples."""
+    """Instruction samples (jsonl/json/parquet); the default is the packaged demo samples."""
     layers: tuple[int, ...] = (0, 3, 6, 9, 12, 15, 17)
     """Layers for the statistics (comma- or space-separated)."""
 
