@@ -160,6 +160,11 @@ def hash_weight_files(folder: str | Path, pattern: str = "*.safetensors", short:
     return _digest(digest, short)
 
 
+def json_hash(obj: Any, short: int | bool | None = True) -> str:
+    """sha256 of an object's canonical JSON (:func:`dump_json`): a key for derived artifacts and caches."""
+    return _digest(hashlib.sha256(dump_json(obj).encode("utf-8")), short)
+
+
 def state_hash(state: Any, short: int | bool | None = True) -> str:
     """sha256 of a module's ``state_dict()`` (or of a name → tensor dict): names in order, values as float32 bytes.
 

@@ -18,7 +18,6 @@ top-activating tokens that carry the most activation.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 
 from mona.errors import MonaError
-from mona.io import atomic_write, atomic_write_json, atomic_write_text, check_format, mona_home
+from mona.io import atomic_write, atomic_write_json, atomic_write_text, check_format, json_hash, mona_home
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +220,7 @@ def neuronpedia_id(sae: Any) -> str | None:
 
 
 def label_key(model_name: str, sae_identity: dict[str, Any], corpus: str, config: LabelConfig) -> str:
-    blob = json.dumps({"model": model_name, "sae": sae_identity, "corpus": corpus, "config": asdict(config)},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return json_hash({"model": model_name, "sae": sae_identity, "corpus": corpus, "config": asdict(config)})
 
 
 def default_labels_dir(sae_identity: dict[str, Any], key: str) -> Path:

@@ -22,7 +22,6 @@ longer match its checksum is refused on read and recomputed by the next ``embed`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ import scipy.sparse as sp
 from jaxtyping import Float
 
 from mona.errors import ArtifactMismatch, MonaError
-from mona.io import atomic_write, atomic_write_json, check_format, dump_json, remove, sha256_file
+from mona.io import atomic_write, atomic_write_json, check_format, json_hash, remove, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +264,7 @@ class Store:
 def pool_fingerprint(store: Store) -> str:
     """Short hash of a store's identity (its manifest minus per-run information), for derived artifacts."""
     keep = {k: store.manifest.get(k) for k in ("mode", "model", "hook", "sae", "pooling", "span", "settings", "input")}
-    return hashlib.sha256(dump_json(keep).encode()).hexdigest()[:16]
+    return json_hash(keep)
 
 
 def _as_csr(arrays: dict[str, np.ndarray], width: int, mode: str) -> sp.csr_matrix:

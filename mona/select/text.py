@@ -143,7 +143,7 @@ def sbert_model_path() -> Path:
 
 
 def _cache_file(items: list[str], cfg: SelectConfig) -> Path:
-    from mona.models import mona_home
+    from mona.io import mona_home
 
     h = hashlib.sha256(f"all-MiniLM-L6-v2|{cfg.sbert_max_tokens}".encode())
     for t in items:
@@ -159,6 +159,8 @@ def sbert_embed(items: list[str], cfg: SelectConfig) -> np.ndarray:
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
+
+    from mona.io import atomic_write
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = sbert_model_path()
@@ -181,8 +183,5 @@ def sbert_embed(items: list[str], cfg: SelectConfig) -> np.ndarray:
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             out[idx] = torch.nn.functional.normalize(emb, dim=-1).numpy()
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, out)
-    tmp.replace(cache)
+    atomic_write(cache, lambda tmp: np.save(tmp, out))
     return out
