@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mona.errors import DataError
+from mona.io import atomic_write, atomic_write_json, atomic_write_lines, json_default
 from mona.select.config import SelectConfig
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,7 @@ class Selection:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         rows = self.to_rows()
-        tmp = out / "selection.jsonl.tmp"
-        with tmp.open("w") as fh:
-            for r in rows:
-                fh.write(json.dumps(r, ensure_ascii=False, default=json_default) + "\n")
-        tmp.replace(out / "selection.jsonl")
+        atomic_write_lines(out / "selection.jsonl", rows)
         _write_parquet(rows, out / "selection.parquet")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -98,19 +95,9 @@ class Selection:
             "count": len(self),
             **self.info,
         }
-        (out / "selection.json").write_text(json.dumps(meta, indent=2, default=json_default) + "\n")
+        atomic_write_json(out / "selection.json", meta)
         log.info("wrote %d selected samples to %s", len(self), out)
         return out
-
-
-def json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
@@ -128,8 +115,7 @@ def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
                     r[k] = json.dumps(v, ensure_ascii=False, default=json_default)
             fixed.append(r)
         table = pa.Table.from_pylist(fixed)
-    pq.write_table(table, path.with_suffix(".parquet.tmp"))
-    path.with_suffix(".parquet.tmp").replace(path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def load_selection(path: str | Path) -> Selection:
