@@ -104,7 +104,7 @@ def bench_target_scoring(args: argparse.Namespace, report) -> object:
         ("mona select 5 % (cosine, prototype)", {"similarity": "cosine"}),
         ("mona select 5 % (binarize: frequency profile)", {"binarize": True}),
     ):
-        cfg = SelectConfig(method="mona", ratio=0.05, **kw)
+        cfg = SelectConfig.build(method="mona", ratio=0.05, **kw)
         tmin, tmed, sel = timed(lambda cfg=cfg: select(pool, target=target, config=cfg), args.repeats)
         report(label, size, tmin, tmed, f"{len(sel):,} picks + top-10 features each")
     return target
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         ("kcenter 500 picks (cosine, sparse mat-vec)", {"method": "kcenter", "n": 500}, 1),
         ("mmr 500 picks (λ=0.7, 5,000 candidates)", {"method": "mmr", "n": 500}, 1),
     ):
-        cfg = SelectConfig(**kw)
+        cfg = SelectConfig.build(**kw)
         tgt = target if kw["method"] == "mmr" else None
         tmin, tmed, sel = timed(lambda cfg=cfg, tgt=tgt: select(cpool, target=tgt, config=cfg), reps)
         note = f"{len(sel):,} picks"

@@ -122,34 +122,51 @@ def per_sample_scores(pool, targets, pool_tc, target_tc, sae, manifest) -> dict[
     prototype score here is linear in the target samples: mean of unit vectors for mona/decoder, tfidf and
     sbert, mean of standardised vectors for dense, term shares for bm25); ``/max`` methods take the best target
     sample instead."""
-    from mona.select.target import PoolMatrices, score_dense, score_mona
-    from mona.select.text import TextScorer, sbert_embed, texts
+    from mona.select.matrices import PoolMatrices
+    from mona.select.methods import get_method
+    from mona.select.methods.base import Context
+    from mona.select.methods.dense import score_dense
+    from mona.select.methods.mona import score_codes
 
-    cfg = SelectConfig(method="mona", n=1, similarity=CHOSEN["similarity"], feature_weights=CHOSEN["feature_weights"],
-                       max_feature_share=CHOSEN["max_feature_share"], top_features=0)
+    cfg = SelectConfig.build(method="mona", n=1, similarity=CHOSEN["similarity"], top_features=0,
+                             feature_weights=CHOSEN["feature_weights"], max_feature_share=CHOSEN["max_feature_share"])
     P = pool_tc.pooled(CHOSEN["pooling"], CHOSEN["span"])
-    pm = PoolMatrices(ArrayStore(pool_tc.ids, codes_matrix=P, manifest=manifest), cfg, sae=sae)
-    dcfg = SelectConfig(method="dense", n=1)
-    dm = PoolMatrices(ArrayStore(pool_tc.ids, dense_matrix=pool_tc.dense, manifest={**manifest, "mode": "dense"}), dcfg)
-    text = TextScorer(pool, SelectConfig(method="tfidf", n=1))
-    X_sbert = sbert_embed(texts(pool), SelectConfig(method="sbert"))
+    pm = PoolMatrices(ArrayStore(pool_tc.ids, codes_matrix=P, manifest=manifest), cfg.options, sae=sae)
+    dm = PoolMatrices(ArrayStore(pool_tc.ids, dense_matrix=pool_tc.dense, manifest={**manifest, "mode": "dense"}),
+                      SelectConfig.build(method="dense", n=1).options)
+    text = {m: (get_method(m), Context(None, pool, SelectConfig.build(method=m, n=1), 1)) for m in ("tfidf", "bm25")}
+    sentence_pool, sentence_targets = sentence_stores(pool, targets)
+    X_sbert = sentence_pool.dense()
     out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("mona (chosen)", "dense", "tfidf", "bm25", "sbert")}
     for name, tc in target_tc.items():
         T = tc.pooled(CHOSEN["pooling"], CHOSEN["span"])
         rows = [ArrayStore([tc.ids[j]], codes_matrix=T[j], manifest=manifest) for j in range(T.shape[0])]
-        out["mona (chosen)"][name] = np.stack([score_mona(pm, [r], 0).scores for r in rows], axis=1)
+        out["mona (chosen)"][name] = np.stack([score_codes(pm, [r], 0, 0).scores for r in rows], axis=1)
         cols = []
         for j in range(len(tc.ids)):
             one = ArrayStore([tc.ids[j]], dense_matrix=tc.dense[j : j + 1], manifest={**manifest, "mode": "dense"})
             scale = float(np.linalg.norm(dm.normalize(np.asarray(tc.dense[j : j + 1], np.float32))))
             cols.append(score_dense(dm, [one], 0).scores * scale)
         out["dense"][name] = np.stack(cols, axis=1)
-        out["tfidf"][name] = np.stack([text.tfidf([t], 0).scores for t in targets[name]], axis=1)
-        out["bm25"][name] = np.stack([text.bm25([t], 0).scores for t in targets[name]], axis=1)
-        Q = sbert_embed(texts(targets[name]), SelectConfig(method="sbert"))
-        out["sbert"][name] = X_sbert @ Q.T
+        for m, (method, ctx) in text.items():
+            out[m][name] = np.stack([method.score(ctx, [t], 0).scores for t in targets[name]], axis=1)
+        out["sbert"][name] = X_sbert @ sentence_targets[name].dense().T
     out["sbert/max"] = out["sbert"]  # the same cosines, best target sample instead of the mean
     return out
+
+
+def sentence_stores(pool, targets) -> tuple:
+    """Stores of all-MiniLM-L6-v2 embeddings (``mona embed --mode sentence``) of the pool and of each target set,
+    cached under MONA_HOME like the other benchmark features."""
+    from mona.data import fingerprint
+    from mona.embed import EmbedConfig, embed
+    from mona.io import mona_home
+
+    def store(samples):
+        out = mona_home() / "bench" / f"sentence-{fingerprint(samples)}"
+        return embed(samples, sae=None, config=EmbedConfig(mode="sentence"), out_dir=out, progress=False)
+
+    return store(pool), {name: store(t) for name, t in targets.items()}
 
 
 def bootstrap(S: dict[str, dict[str, np.ndarray]], n: int, ids: list[str], pool_domains: dict[str, str],
@@ -240,9 +257,10 @@ def run(args: argparse.Namespace) -> dict:
             T = tc.pooled(v["pooling"], v["span"])
             if v.get("keep"):
                 T = keep_largest(T, v["keep"])
-            cfg = SelectConfig(method="mona", n=n, similarity=v["similarity"], aggregate=v["aggregate"], top_features=0,
-                               feature_weights=v.get("feature_weights", "none"),
-                               max_feature_share=v.get("max_feature_share", 1.0), contrast=v.get("contrast", False))
+            cfg = SelectConfig.build(method="mona", n=n, similarity=v["similarity"], aggregate=v["aggregate"],
+                                     top_features=0, feature_weights=v.get("feature_weights", "none"),
+                                     max_feature_share=v.get("max_feature_share", 1.0),
+                                     contrast=v.get("contrast", False))
             sel = select(
                 ArrayStore(pool_tc.ids, codes_matrix=P, manifest=manifest),
                 target=ArrayStore(tc.ids, codes_matrix=T, manifest=manifest),
@@ -274,7 +292,7 @@ def run(args: argparse.Namespace) -> dict:
         hits = TARGET_DOMAINS[name]
         dense_pool = ArrayStore(pool_tc.ids, dense_matrix=pool_tc.dense, manifest={**manifest, "mode": "dense"})
         dense_t = ArrayStore(tc.ids, dense_matrix=tc.dense, manifest={**manifest, "mode": "dense"})
-        sel = select(dense_pool, target=dense_t, config=SelectConfig(method="dense", n=n), pool_samples=pool)
+        sel = select(dense_pool, target=dense_t, config=SelectConfig.build(method="dense", n=n), pool_samples=pool)
         record("dense (centred mean residual)", name, precision(sel, pool_domains, hits))
         # cost-matched: the layers up to the SAE's hook (a cache may hold deeper ones from a run at another hook)
         depth = hook_layer(sae.hook) + 1
@@ -282,15 +300,19 @@ def run(args: argparse.Namespace) -> dict:
         lay_pool = ArrayStore(pool_tc.ids, layers_array=pool_tc.layers[:, :depth].astype(np.float32),
                               manifest=lay_manifest)
         lay_t = ArrayStore(tc.ids, layers_array=tc.layers[:, :depth].astype(np.float32), manifest=lay_manifest)
-        sel = select(lay_pool, target=lay_t, config=SelectConfig(method="nait", n=n), pool_samples=pool)
+        sel = select(lay_pool, target=lay_t, config=SelectConfig.build(method="nait", n=n), pool_samples=pool)
         record(f"nait (layers 0-{depth - 1})", name, precision(sel, pool_domains, hits))
+        sentence_pool, sentence_targets = sentence_stores(pool, {name: targets[name]})
         for method in ("tfidf", "bm25", "sbert"):
             for agg in ("prototype", "max"):
-                cfg = SelectConfig(method=method, n=n, aggregate=agg)
-                sel = select(None, config=cfg, pool_samples=pool, target_samples=targets[name])
+                cfg = SelectConfig.build(method=method, n=n, aggregate=agg)
+                if method == "sbert":
+                    sel = select(sentence_pool, target=sentence_targets[name], config=cfg, pool_samples=pool)
+                else:
+                    sel = select(None, config=cfg, pool_samples=pool, target_samples=targets[name])
                 record(f"{method}" + ("" if agg == "prototype" else "/max"), name, precision(sel, pool_domains, hits))
         for method in ("random", "longest"):
-            sel = select(None, config=SelectConfig(method=method, n=n, seed=0), pool_samples=pool)
+            sel = select(None, config=SelectConfig.build(method=method, n=n, seed=0), pool_samples=pool)
             record(method, name, precision(sel, pool_domains, hits))
 
     boot = None
@@ -305,7 +327,7 @@ def run(args: argparse.Namespace) -> dict:
     runs = {m: {"method": m} for m in ("random", "longest", "greedy-coverage", "simscale", "kcenter")}
     runs["simscale (random order)"] = {"method": "simscale", "simscale_order": "random"}
     for label, kw in runs.items():
-        sel = select(pool_store, config=SelectConfig(n=n, seed=0, top_features=0, **kw), pool_samples=pool)
+        sel = select(pool_store, config=SelectConfig.build(n=n, seed=0, top_features=0, **kw), pool_samples=pool)
         rows = list(sel.rows)
         covered = int((np.asarray((X[rows] > 0).sum(axis=0)).ravel() > 0).sum())
         diversity[label] = {

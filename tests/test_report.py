@@ -99,18 +99,8 @@ def test_method_settings():
     several = {**nested, "targets": "quota", "quotas": [1.0, 2.0], "options": {}}
     assert _method_settings(several) == [("method", "mmr"), ("n", 10), ("seed", 0), ("targets", "quota"),
                                          ("quotas", [1.0, 2.0])]
-    assert _shows_relevance("mmr") and not _shows_relevance("mona")
-
-
-def test_method_settings_flat_config():
-    """A flat saved config: the method's own settings and a note that the rest are at their defaults."""
-    from mona.report.page import _method_settings, _summary
-
-    flat = {"method": "greedy-coverage", "n": 4, "ratio": None, "seed": 0, "active_threshold": 0.0}
-    assert _method_settings(flat)[:3] == [("method", "greedy-coverage"), ("n", 4), ("seed", 0)]
-    assert ("active_threshold", 0.0) in _method_settings(flat)
-    assert _summary({"scores": {}, "select_config": flat})["settings_note"] == "other settings at their defaults"
-    assert _summary({"scores": {}, "select_config": {"method": "mmr", "options": {}}})["settings_note"] is None
+    # mmr's score is the MMR objective, so its cards also show the relevance; mona's and dense's are the relevance
+    assert _shows_relevance("mmr") and not _shows_relevance("mona") and not _shows_relevance("dense")
 
 
 def test_score_by_rank_and_chat_cards():

@@ -9,9 +9,12 @@ import pytest
 import scipy.sparse as sp
 
 from mona.select.budget import round_robin, split_quota, top_n
-from mona.select.diversity import greedy_coverage, kcenter, mmr, simscale
 from mona.select.inputs import binarize_codes
-from mona.select.nait import nait_directions, nait_scores
+from mona.select.methods.coverage import greedy_coverage
+from mona.select.methods.kcenter import kcenter
+from mona.select.methods.mmr import mmr
+from mona.select.methods.nait import nait_directions, nait_scores
+from mona.select.methods.simscale import simscale
 from mona.select.similarity import (
     contributions,
     cosine_to_vector,
@@ -50,9 +53,18 @@ def test_jaccard_chunking_and_threads_agree(monkeypatch):
     X = random_codes(3000, 128, 0.05, 2)
     t = np.random.default_rng(3).random(128).astype(np.float32)
     whole = jaccard_to_vector(X, t)
+    assert len(row_chunks(X.indptr)) == 1  # the default chunk holds all of it
+    used: list[int] = []
+
+    def spy(indptr, chunk_nnz=None):
+        chunks = row_chunks(indptr, chunk_nnz)
+        used.append(len(chunks))
+        return chunks
+
     monkeypatch.setattr(sim, "CHUNK_NNZ", 97)
-    assert len(row_chunks(X.indptr, 97)) > 10
+    monkeypatch.setattr(sim, "row_chunks", spy)
     np.testing.assert_allclose(jaccard_to_vector(X, t), whole, rtol=1e-6)
+    assert used and used[-1] > 10  # the pool really was scored in many chunks, on threads
 
 
 def test_cosine_and_max_similarity_match_brute_force():

@@ -137,7 +137,7 @@ def test_dense_standardize_ignores_a_massive_noisy_dimension():
     std = select(pool, target=target, n=40, method="dense")
     assert precision(raw, is_topic) < 0.5
     assert precision(std, is_topic) >= 0.9
-    assert std.config.standardize and not raw.config.standardize
+    assert std.config.options.standardize and not raw.config.options.standardize
 
 
 def test_feature_weights_discount_format_features(world):
@@ -165,23 +165,26 @@ def test_feature_weights_discount_format_features(world):
         con = select(pool, target=target, n=40, method="mona", similarity="cosine", contrast=True, aggregate=aggregate)
         assert precision(con, world["is_topic"]) >= 0.9, aggregate
     with pytest.raises(MonaError, match="contrast"):
-        SelectConfig(contrast=True, similarity="jaccard")
+        SelectConfig.build(contrast=True, similarity="jaccard")
     assert not {f["feature"] for feats in dropped.features for f in feats} & set(fmt.tolist())
     with pytest.raises(MonaError, match="max_feature_share"):
-        SelectConfig(max_feature_share=0.0)
+        SelectConfig.build(max_feature_share=0.0)
     with pytest.raises(MonaError, match="feature_weights"):
-        SelectConfig(feature_weights="tf")
+        SelectConfig.build(feature_weights="tf")
 
 
 @pytest.mark.slow
-def test_sbert_baseline(world, tmp_path, monkeypatch):
-    monkeypatch.setenv("MONA_HOME", str(tmp_path))
+def test_sbert_baseline_reads_sentence_stores(world, tmp_path):
+    from mona.embed import EmbedConfig, embed
+
     pool = world["samples"][:100]  # rows 0, 10, ..., 90 are the planted ones
-    sel = select(None, n=10, method="sbert", pool_samples=pool, target_samples=world["targets"][:5])
+    cfg = EmbedConfig(mode="sentence")
+    pool_store = embed(pool, sae=None, config=cfg, out_dir=tmp_path / "pool", progress=False)
+    target = embed(world["targets"][:5], sae=None, config=cfg, out_dir=tmp_path / "target", progress=False)
+    sel = select(pool_store, target=target, n=10, method="sbert", pool_samples=pool)
     assert precision(sel, world["is_topic"]) >= 0.9
-    assert len(list((tmp_path / "select" / "sbert").glob("*.npy"))) == 2
-    again = select(None, n=10, method="sbert", pool_samples=pool, target_samples=world["targets"][:5])
-    assert again.ids == sel.ids
+    with pytest.raises(MonaError, match="mode sentence"):
+        select(world["pool"], target=world["target"], n=5, method="sbert")
 
 
 def test_longest_and_random(world):
@@ -196,7 +199,8 @@ def test_longest_and_random(world):
 
 @pytest.mark.parametrize("method", ["mona", "greedy-coverage", "simscale", "kcenter", "mmr", "random"])
 def test_deterministic_for_a_seed(world, method):
-    kw = dict(n=30, method=method, seed=7, simscale_order="random", sim_threshold=0.2)
+    own = {"simscale": dict(simscale_order="random", sim_threshold=0.2)}.get(method, {})
+    kw = dict(n=30, method=method, seed=7, **own)
     a = select(world["pool"], target=world["target"], **kw)
     b = select(world["pool"], target=world["target"], **kw)
     assert a.ids == b.ids and np.array_equal(a.scores, b.scores) and a.features == b.features
@@ -267,7 +271,7 @@ def test_save_load_round_trip(world, tmp_path):
     table = pq.read_table(tmp_path / "sel" / "selection.parquet").to_pylist()
     assert [r["id"] for r in table] == sel.ids and table[0]["features"] == rows[0]["features"]
     meta = json.loads((tmp_path / "sel" / "selection.json").read_text())
-    assert meta["counts"]["selected"] == 25 and meta["config"]["aggregate"] == "max"
+    assert meta["counts"]["selected"] == 25 and meta["config"]["options"]["aggregate"] == "max"
     assert meta["pool"]["manifest"]["sae"]["weights_hash"] == "bb"
     back = load_selection(tmp_path / "sel")
     assert back.ids == sel.ids and np.allclose(back.scores, sel.scores) and back.rows.tolist() == sel.rows.tolist()
@@ -276,10 +280,10 @@ def test_save_load_round_trip(world, tmp_path):
 
 
 def test_config_json_round_trip(tmp_path):
-    cfg = SelectConfig(method="nait", n=5, nait_layers=(1, 2), quotas=(1.0, 2.0))
+    cfg = SelectConfig.build(method="nait", n=5, nait_layers=(1, 2), quotas=(1.0, 2.0))
     cfg.save(tmp_path / "c.json")
     assert SelectConfig.load(tmp_path / "c.json") == cfg
-    with pytest.raises(MonaError, match="unknown select config key"):
+    with pytest.raises(MonaError, match="unknown select setting"):
         SelectConfig.from_dict({"methd": "mona"})
 
 
@@ -388,4 +392,4 @@ def test_decoder_similarity_matches_split_features():
     with pytest.raises(MonaError, match="features"):
         select(pool, target=target, n=n, similarity="decoder", sae=W[:50])
     with pytest.raises(MonaError, match="contrast"):
-        SelectConfig(similarity="decoder", contrast=True)
+        SelectConfig.build(similarity="decoder", contrast=True)

@@ -50,7 +50,8 @@ def test_mona_on_real_stores(stores, tmp_path):
     assert load_selection(tmp_path / "s").ids == sel.ids
     for method in ("greedy-coverage", "simscale", "kcenter", "mmr", "longest"):
         # a tiny random SAE makes every mean-pooled sample fire most features: simscale needs a loose threshold
-        assert len(select(stores["pool"], target=stores["target"], n=5, method=method, sim_threshold=1.0)) == 5
+        own = {"sim_threshold": 1.0} if method == "simscale" else {}
+        assert len(select(stores["pool"], target=stores["target"], n=5, method=method, **own)) == 5
 
 
 def test_mismatched_sae_and_modes_are_refused(stores):
@@ -90,7 +91,7 @@ def test_cli_on_stores(stores, tmp_path, capsys):
     )
     assert args.func(args) == 0
     back = load_selection(tmp_path / "o")
-    assert len(back) == 5 and back.config.binarize and back.matches[0].startswith("t")
+    assert len(back) == 5 and back.config.options.binarize and back.matches[0].startswith("t")
 
 
 def test_decoder_similarity_reads_the_sae_the_manifest_names(stores, tiny, tmp_path):

@@ -97,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
         # IDF-weighted mean codes without the features active in over half the pool, compared through the SAE's
         # decoder: the best SAE setting on the tuning half of the demo targets (BENCHMARKS.md)
         f"mona-{args.target}": (
-            SelectConfig(method="mona", ratio=args.ratio, similarity="decoder", feature_weights="idf",
+            SelectConfig.build(method="mona", ratio=args.ratio, similarity="decoder", feature_weights="idf",
                          max_feature_share=0.5),
             target_store,
         ),
-        "diversity": (SelectConfig(method="greedy-coverage", ratio=args.ratio), None),
+        "diversity": (SelectConfig.build(method="greedy-coverage", ratio=args.ratio), None),
     }
     summary = []
     for name, (cfg, tstore) in runs.items():

@@ -1,148 +1,133 @@
-"""``mona select``: choose a subset of a pool from its store (and/or its texts), toward targets or for diversity."""
+"""``mona select``: choose a subset of a pool from its store (and/or its texts), toward targets or for diversity.
+
+Flags come from ``SelectConfig`` (shared by every method) and from each registered method's options dataclass;
+an option that the chosen ``--method`` does not have is a one-line error naming the method's options.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from mona.cli.args import add_command, add_config, add_config_file, config_from, given, read_config
 
 log = logging.getLogger(__name__)
 
-_FLAGS = (
-    "method",
-    "n",
-    "ratio",
-    "seed",
-    "similarity",
-    "aggregate",
-    "binarize",
-    "active_threshold",
-    "feature_weights",
-    "max_feature_share",
-    "contrast",
-    "targets",
-    "top_features",
-    "nait_candidate",
-    "sim_threshold",
-    "coverage_algorithm",
-    "simscale_order",
-    "mmr_lambda",
-    "mmr_candidates",
-)
+
+@dataclass
+class SelectArgs:
+    """What ``mona select`` reads and writes (the selection itself is configured by ``SelectConfig``)."""
+
+    out: Path = field(metadata={"flags": ("-o",)})
+    """Output folder (selection.jsonl, selection.parquet, selection.json)."""
+    pool: Path | None = None
+    """Pool store folder (from `mona embed`)."""
+    pool_samples: Path | None = None
+    """The pool's sample file (records are copied to the output; text methods read it)."""
+    target: list[Path] = field(default_factory=list)
+    """Target store folder; repeat the flag for several target sets."""
+    target_samples: list[Path] = field(default_factory=list)
+    """Target sample file for tfidf/bm25; repeat the flag for several target sets."""
+    sae: str | None = None
+    """Decoder similarity: the SAE that made the pool's codes (default: the one the pool store's manifest names)."""
+    format: Literal["auto", "alpaca", "chat", "prompt_response", "text"] = "auto"
+    """Sample file format."""
+    show: int = 10
+    """Print this many top picks."""
+
+
+@functools.cache
+def option_fields() -> type:
+    """One dataclass with every registered method's options (a name shared by several methods means the same
+    thing in each), each documented with the methods that take it; the flags of ``mona select``."""
+    from mona.cli.args import field_docs
+    from mona.select.methods import REGISTRY
+
+    seen: dict[str, tuple[Any, list[str], dataclasses.Field, str]] = {}
+    for method in REGISTRY.values():
+        docs = field_docs(method.Options)
+        hints = _hints(method.Options)
+        for f in dataclasses.fields(method.Options):
+            if f.name not in seen:
+                seen[f.name] = (hints[f.name], [], f, docs.get(f.name, ""))
+            seen[f.name][1].append(method.name)
+    specs = []
+    for name, (hint, methods, f, doc) in seen.items():
+        default = f.default if f.default is not dataclasses.MISSING else None
+        text = f"{doc.replace('``', '`')} [{', '.join(methods)}]"
+        specs.append((name, hint, dataclasses.field(default=default, metadata={"help": text})))
+    return dataclasses.make_dataclass("MethodOptions", specs)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
 
 
 def register(subparsers: Any) -> None:
-    from mona.select.config import METHODS
+    from mona.select.config import SelectConfig
+    from mona.select.methods import REGISTRY
 
-    p = subparsers.add_parser(
-        "select",
+    listing = "; ".join(f"{m.name}: {m.summary}" for m in REGISTRY.values())
+    p = add_command(
+        subparsers, "select", run,
         help="select samples from a pool store toward target sets or for diversity",
         description="Score or pick pool samples with one method and write selection.jsonl/.parquet/.json. "
-        "Each --target (store) or --target-samples (file) is one target set; repeat it for several.",
+        "Each --target (store) or --target-samples (file) is one target set; repeat it for several. "
+        f"Methods: {listing}.",
     )
-    p.add_argument("--pool", type=Path, help="pool store folder (from `mona embed`)")
-    p.add_argument("--pool-samples", type=Path, help="the pool's sample file (records are copied to the output)")
-    p.add_argument("--target", type=Path, action="append", default=[], help="target store folder (repeatable)")
-    p.add_argument(
-        "--target-samples",
-        type=Path,
-        action="append",
-        default=[],
-        help="target sample file for tfidf/bm25/sbert (repeatable)",
-    )
-    p.add_argument("--out", "-o", required=True, type=Path, help="output folder")
-    p.add_argument("--config", type=Path, help="YAML/JSON file with SelectConfig fields (flags override it)")
-    p.add_argument("--method", "-m", choices=METHODS, help="selection method (default: mona)")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--n", "-n", type=int, help="number of samples to select")
-    budget.add_argument("--ratio", type=float, help="fraction of the pool to select (default: 0.05)")
-    p.add_argument("--seed", type=int, help="random seed (default: 0)")
-    p.add_argument("--similarity", choices=("jaccard", "cosine", "decoder"),
-                   help="SAE-code similarity (default: jaccard); decoder compares codes through the SAE's decoder")
-    p.add_argument("--sae", help="decoder similarity: the SAE that made the pool's codes (default: the one the "
-                   "pool store's manifest names)")
-    p.add_argument("--aggregate", choices=("prototype", "max"), help="target prototype or max over targets")
-    p.add_argument("--binarize", action="store_true", default=None, help="codes above --active-threshold count as 1")
-    p.add_argument("--active-threshold", type=float, help="feature is active above this pooled value (default: 0)")
-    p.add_argument("--feature-weights", choices=("none", "idf"),
-                   help="mona: weight SAE features by inverse pool frequency (default: none)")
-    p.add_argument("--contrast", action="store_true", default=None,
-                   help="mona, cosine: score against the target prototype minus the pool's mean code")
-    p.add_argument("--max-feature-share", type=float,
-                   help="mona: ignore features active in more than this share of the pool (default: 1 = keep all)")
-    p.add_argument("--targets", choices=("merge", "quota"), help="several target sets: merge or per-set quotas")
-    p.add_argument("--quotas", help="relative quotas per target set, comma separated (default: equal)")
-    p.add_argument("--top-features", type=int, help="contributing features recorded per pick (default: 10)")
-    p.add_argument("--nait-candidate", choices=("last", "drift"), help="NAIT candidate activation (default: last)")
-    p.add_argument("--nait-layers", help="NAIT layers, comma separated (default: all)")
-    p.add_argument("--coverage-algorithm", choices=("incremental", "lazy"), help="greedy-coverage implementation")
-    p.add_argument("--sim-threshold", type=float, help="simscale: drop above this Jaccard (default: 0.5)")
-    p.add_argument("--simscale-order", choices=("features", "random"), help="simscale visit order")
-    p.add_argument("--mmr-lambda", type=float, help="mmr relevance weight λ (default: 0.7)")
-    p.add_argument("--mmr-candidates", type=int, help="mmr candidate pool size (default: max(10n, 1000))")
-    p.add_argument("--format", default="auto", help="sample file format: auto, alpaca, chat, prompt_response, text")
-    p.add_argument("--show", type=int, default=10, help="print this many top picks (default: %(default)s)")
-    p.set_defaults(func=run)
-
-
-def _csv(text: str | None, cast: Any) -> tuple | None:
-    from mona.errors import MonaError
-
-    if text is None:
-        return None
-    try:
-        return tuple(cast(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise MonaError(f"expected a comma-separated list, got {text!r}") from None
+    add_config(p, SelectArgs)
+    add_config_file(p, "select")
+    add_config(p, SelectConfig, dest="select", exclude=("options",), aliases={"method": ["-m"], "n": ["-n"]},
+               title="selection (SelectConfig)")
+    add_config(p, option_fields(), dest="options", title="method options (each applies to the methods named)")
 
 
 def build_config(args: argparse.Namespace) -> Any:
+    """The ``SelectConfig`` from ``--config`` (flat or with an ``options:`` mapping), then the flags."""
     from mona.select.config import SelectConfig
 
     data: dict[str, Any] = {}
-    if args.config:
-        from mona.cli import read_config_section
-
-        data.update(read_config_section(args.config, "select"))
-    for name in _FLAGS:
-        value = getattr(args, name)
-        if value is not None:
-            data[name] = value
-    if args.n is not None:
+    if getattr(args, "config", None) is not None:
+        data = {str(k).replace("-", "_"): v for k, v in read_config(args.config, "select").items()}
+        data = {**(data.pop("options", None) or {}), **data}
+    flags = {**given(args, SelectConfig, "select"), **given(args, option_fields(), "options")}
+    if "n" in flags:
         data.pop("ratio", None)
-    if args.ratio is not None:
+    if "ratio" in flags:
         data.pop("n", None)
-    if args.quotas is not None:
-        data["quotas"] = _csv(args.quotas, float)
-    if args.nait_layers is not None:
-        data["nait_layers"] = _csv(args.nait_layers, int)
-    return SelectConfig.from_dict(data)
+    return SelectConfig.build(**{**data, **flags})
 
 
 def run(args: argparse.Namespace) -> int:
     from mona.data import load_samples
     from mona.select import select
 
+    a = config_from(args, SelectArgs)
     config = build_config(args)
-    pool_samples = load_samples(args.pool_samples, args.format) if args.pool_samples else None
-    target_samples = [load_samples(f, args.format) for f in args.target_samples]
+    pool_samples = load_samples(a.pool_samples, a.format) if a.pool_samples else None
+    target_samples = [load_samples(f, a.format) for f in a.target_samples]
     selection = select(
-        str(args.pool) if args.pool else None,
-        target=[str(t) for t in args.target] or None,
+        str(a.pool) if a.pool else None,
+        target=[str(t) for t in a.target] or None,
         config=config,
         pool_samples=pool_samples,
         target_samples=target_samples or None,
-        sae=args.sae,
+        sae=a.sae,
     )
-    if args.pool_samples:  # lets explain/report show the pool's domain mix without being told the file again
-        selection.info["pool_samples"] = str(Path(args.pool_samples).resolve())
-    out = selection.save(args.out)
+    if a.pool_samples:  # lets explain/report show the pool's domain mix without being told the file again
+        selection.info["pool_samples"] = str(Path(a.pool_samples).resolve())
+    out = selection.save(a.out)
     counts, timing = selection.info["counts"], selection.info["timing"]
-    print(
-        f"{selection.method}: selected {counts['selected']} of {counts['pool']} in {timing['total_s']:.2f} s -> {out}"
-    )
-    for i in range(min(args.show, len(selection))):
+    print(f"{selection.method}: selected {counts['selected']} of {counts['pool']} in {timing['total_s']:.2f} s "
+          f"-> {out}")
+    for i in range(min(a.show, len(selection))):
         feats = selection.features[i] if selection.features else []
         top = " ".join(f"{f['feature']}:{f['share']:.2f}" for f in (feats or [])[:3])
         print(f"{i:>4}  {selection.scores[i]:>9.4f}  {selection.ids[i][:40]:<40}  {top}")

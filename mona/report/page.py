@@ -38,58 +38,29 @@ def _summary(s: dict[str, Any]) -> dict[str, Any]:
         "significant": s.get("significant_features"),
         "semantics": s.get("feature_semantics"),
         "settings": _method_settings(cfg),
-        "settings_note": None if "options" in cfg else "other settings at their defaults",
         "store": [(k, pool[k]) for k in ("path", "model", "sae", "hook", "mode", "pooling", "span") if pool.get(k)],
         "targets": list(s.get("target_coverage") or []),
     }
 
 
-_RELEVANT = {
-    "mona": ("similarity", "aggregate", "binarize", "active_threshold", "targets", "quotas"),
-    "mmr": ("similarity", "aggregate", "binarize", "active_threshold", "mmr_lambda", "mmr_candidates"),
-    "greedy-coverage": ("active_threshold",),
-    "simscale": ("active_threshold", "sim_threshold", "simscale_order"),
-    "kcenter": ("center",),
-    "nait": ("nait_candidate", "nait_layers", "nait_center", "targets"),
-    "dense": ("aggregate", "center", "targets"),
-    "tfidf": ("aggregate", "targets"),
-    "bm25": ("aggregate", "bm25_k1", "bm25_b", "targets"),
-    "sbert": ("aggregate", "targets"),
-}
-
-
 def _method_settings(config: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The settings rows of a saved selection config: method, budget, seed, then the method's own settings.
-
-    Reads both config shapes. The nested one (``{"method", "n", "ratio", "seed", "targets", "quotas", ...,
-    "options": {...}}``) lists the target handling only when several target sets are weighed (quota mode or
-    explicit quotas), then every one of the method's ``options``. The flat one lists the settings the method uses
-    (``_RELEVANT``) and every other setting that differs from its default. Once selection methods declare their
-    own settings, this asks the method instead.
-    """
+    """The settings rows of a saved selection config (``SelectConfig.to_dict()``): method, budget, seed, the
+    target handling when several target sets are weighed, then every one of the method's own options."""
     head = [(k, config[k]) for k in ("method", "n", "ratio", "seed") if config.get(k) is not None]
-    if "options" in config:
-        several = config.get("targets") == "quota" or config.get("quotas") is not None
-        targets = [(k, config[k]) for k in ("targets", "quotas") if several and config.get(k) is not None]
-        return head + targets + list((config["options"] or {}).items())
-    from mona.select import SelectConfig
-
-    try:
-        defaults = SelectConfig(method=config.get("method", "mona")).to_dict()
-    except (MonaError, TypeError):
-        defaults = {}
-    keys = ["method", "n", "ratio", "seed", *_RELEVANT.get(config.get("method", ""), ())]
-    keys += [k for k, v in config.items() if k not in keys and k in defaults and v != defaults[k]]
-    return [(k, config[k]) for k in keys if k in config and config[k] is not None]
+    several = config.get("targets") == "quota" or config.get("quotas") is not None
+    targets = [(k, config[k]) for k in ("targets", "quotas") if several and config.get(k) is not None]
+    return head + targets + list((config.get("options") or {}).items())
 
 
 def _shows_relevance(method: str) -> bool:
-    """Whether a pick's card shows its relevance to the target next to its score.
+    """Whether a pick's card shows its relevance to the target next to its score: not when the method's score
+    is that relevance (the method says so)."""
+    from mona.select import get_method
 
-    Not for mona, whose score is that relevance. Once selection methods declare what their scores mean, this asks
-    the method instead.
-    """
-    return method != "mona"
+    try:
+        return not get_method(method).scores_are_relevance
+    except MonaError:
+        return True
 
 
 def _distribution_figures(sel: Any, ex: Any) -> dict[str, str | None]:

@@ -142,7 +142,7 @@ def load_selection(path: str | Path) -> Selection:
         ids=[str(r["id"]) for r in rows],
         scores=np.array([r["score"] for r in rows], dtype=np.float64),
         method=meta["method"],
-        config=SelectConfig.from_dict(meta["config"]),
+        config=SelectConfig.from_dict(meta["config"], strict=False),
         features=[r.get("features", []) for r in rows],
         targets=[int(r["target"]) for r in rows] if has_targets else None,
         matches=[r["match"] for r in rows] if has_matches else None,

@@ -39,8 +39,10 @@ def segment_sums(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     return out
 
 
-def row_chunks(indptr: np.ndarray, chunk_nnz: int = CHUNK_NNZ) -> list[tuple[int, int]]:
-    """Split rows into contiguous ranges of about ``chunk_nnz`` non-zeros each."""
+def row_chunks(indptr: np.ndarray, chunk_nnz: int | None = None) -> list[tuple[int, int]]:
+    """Split rows into contiguous ranges of about ``chunk_nnz`` non-zeros each (default :data:`CHUNK_NNZ`, read
+    at call time)."""
+    chunk_nnz = int(chunk_nnz or CHUNK_NNZ)
     n = len(indptr) - 1
     bounds = np.searchsorted(indptr, np.arange(0, indptr[-1] + chunk_nnz, chunk_nnz), side="left")
     bounds = np.unique(np.clip(np.concatenate([[0], bounds, [n]]), 0, n))

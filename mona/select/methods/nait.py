@@ -1,4 +1,4 @@
-"""NAIT (arXiv 2603.13201): score candidates along the principal direction of the target's activation drift.
+"""``nait`` — NAIT (arXiv 2603.13201): score candidates along the principal direction of the target's activation drift.
 
 For every target sample and layer l, the drift ΔA_l = A_l(last token) − A_l(first token). The layer's
 direction v_l is the first principal component of the target drifts, signed so that mean(ΔA_l)·v_l > 0.
@@ -8,18 +8,45 @@ A candidate y scores Σ_l A_l(y)·v_l, where A_l(y) is its last-token activation
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from mona.errors import MonaError
-from mona.select.config import SelectConfig
-from mona.select.inputs import check_compatible, require_mode
-from mona.select.target import PoolMatrices, Scored
+from mona.select.methods.base import Context, Scored, TargetMethod, require_group
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class NaitOptions:
+    """NAIT's settings."""
+
+    nait_candidate: Literal["last", "drift"] = "last"
+    """Project the candidate's last-token activation (the paper's A_l(y)) or its drift last − first."""
+    nait_layers: tuple[int, ...] | None = None
+    """Layers to sum over (default: all layers in the store)."""
+    nait_center: bool = True
+    """Centre the target drifts before taking their first principal component (standard PCA)."""
+
+    def __post_init__(self) -> None:
+        if self.nait_candidate not in ("last", "drift"):
+            raise MonaError(f"nait_candidate must be one of last, drift; got {self.nait_candidate!r}")
+        if self.nait_layers is not None:
+            self.nait_layers = tuple(int(x) for x in self.nait_layers)
+
+
+class Nait(TargetMethod):
+    name = "nait"
+    summary = "projection on the target's principal activation drift, summed over layers"
+    Options = NaitOptions
+    pool_modes = ("layers",)
+
+    def score(self, ctx: Context, group: list[Any], k: int) -> Scored:
+        return score_nait(ctx.pool, group, k, ctx.options)
 
 
 def nait_directions(
@@ -75,18 +102,13 @@ def _pick_layers(arr: np.ndarray, layers: tuple[int, ...] | None) -> np.ndarray:
     return arr[:, list(layers)]
 
 
-def score_nait(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
-    cfg: SelectConfig = pool.config
-    require_mode(pool.store, ("layers",), "nait")
-    for s in group:
-        require_mode(s, ("layers",), "nait", "target")
-        check_compatible(pool.store, s)
-    T = np.concatenate([_pick_layers(np.asarray(s.layers()), cfg.nait_layers) for s in group], axis=0)
-    if T.shape[0] == 0:
-        raise MonaError(f"target set {k} is empty")
-    dirs, explained = nait_directions(T, center=cfg.nait_center)
-    P = _pick_layers(pool.store.layers(), cfg.nait_layers)
+def score_nait(pool: Any, group: list[Any], k: int, opts: NaitOptions) -> Scored:
+    """NAIT scores of every pool row against one target set of ``layers`` stores."""
+    require_group(group, k, ("layers",), "nait", pool)
+    T = np.concatenate([_pick_layers(np.asarray(s.layers()), opts.nait_layers) for s in group], axis=0)
+    dirs, explained = nait_directions(T, center=opts.nait_center)
+    P = _pick_layers(pool.layers(), opts.nait_layers)
     if P.shape[1:] != T.shape[1:]:
         raise MonaError(f"pool layer activations have shape {P.shape[1:]} but target ones {T.shape[1:]}")
-    scores = nait_scores(P, dirs.astype(np.float32), cfg.nait_candidate)
+    scores = nait_scores(P, dirs.astype(np.float32), opts.nait_candidate)
     return Scored(scores, info={"explained_variance": [round(float(e), 4) for e in explained]})

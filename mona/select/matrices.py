@@ -1,56 +1,52 @@
-"""Target-relevance scores on stores: MONA (SAE codes) and the dense hidden-state baseline.
+"""The pool's representations as selection methods compare them, computed once per selection and shared.
 
-Each scorer returns a :class:`Scored`: one score per pool row plus a function that explains chosen rows
-(contributing features, best-matching target sample) without rescoring the pool.
+SAE codes (binarised, feature-weighted, contrasted or mapped through the SAE decoder, as the method's options
+say) and dense vectors (centred and standardised over the pool). Methods read their options through
+:class:`PoolMatrices`; it never decides which method runs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from mona.errors import ArtifactMismatch, MonaError
-from mona.select.config import SelectConfig
-from mona.select.inputs import check_compatible, require_mode, stack_codes
+from mona.select.inputs import stack_codes
 from mona.select.similarity import (
-    contributions,
-    cosine_to_vector,
-    max_similarity_to_rows,
     normalize_rows,
     row_norms,
-    similarity_to_vector,
 )
 
 log = logging.getLogger(__name__)
 
-Explain = Callable[[np.ndarray], tuple[list[list[dict]] | None, list[str | None] | None]]
-
-
-def _no_explain(rows: np.ndarray) -> tuple[None, None]:
-    return None, None
-
-
-@dataclass
-class Scored:
-    """Scores of every pool row against one target set."""
-
-    scores: np.ndarray
-    explain: Explain = _no_explain
-    info: dict[str, Any] = field(default_factory=dict)
-
+#: Representation settings and their values for methods whose options lack them.
+DEFAULTS: dict[str, Any] = {
+    "similarity": "jaccard",
+    "aggregate": "prototype",
+    "binarize": False,
+    "active_threshold": 0.0,
+    "feature_weights": "none",
+    "max_feature_share": 1.0,
+    "contrast": False,
+    "center": True,
+    "standardize": True,
+}
 
 @dataclass
 class PoolMatrices:
     """Pool representations computed once and shared by every target set."""
 
     store: Any
-    config: SelectConfig
+    options: Any = None
+    """The method's options; the representation settings it has (``similarity``, ``binarize``,
+    ``active_threshold``, ``feature_weights``, ``max_feature_share``, ``contrast``, ``center``,
+    ``standardize``) apply, the others keep their defaults (:data:`DEFAULTS`)."""
     _codes: sp.csr_matrix | None = None
     _weights: np.ndarray | None = None
     _weighted: sp.csr_matrix | None = None
@@ -67,6 +63,10 @@ class PoolMatrices:
     _dec_mean: np.ndarray | None = None
     _dec_scale: np.ndarray | None = None
     _weighted_mean: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        given = {k: getattr(self.options, k) for k in DEFAULTS if hasattr(self.options, k)}
+        self.config = SimpleNamespace(**{**DEFAULTS, **given})
 
     def codes(self) -> sp.csr_matrix:
         if self._codes is None:
@@ -206,8 +206,8 @@ class PoolMatrices:
         return -(np.asarray(g, np.float64) @ self._weighted_mean)
 
     def dense(self) -> np.ndarray:
-        """(n, d) dense pool vectors, centred on the pool mean (``config.center``) and divided by the pool's
-        per-dimension standard deviation (``config.standardize``)."""
+        """(n, d) dense pool vectors, centred on the pool mean (``center``) and divided by the pool's
+        per-dimension standard deviation (``standardize``)."""
         if self._dense is None:
             x = np.asarray(self.store.dense(), dtype=np.float32)
             self._dense, self._mean, self._scale = centre_scale(x, self.config.center, self.config.standardize)
@@ -256,95 +256,3 @@ def reweight(X: sp.csr_matrix, w: np.ndarray) -> sp.csr_matrix:
     X = sp.csr_matrix(X @ sp.diags(w.astype(np.float32)), dtype=np.float32)
     X.eliminate_zeros()
     return X
-
-
-def _target_ids(group: list[Any]) -> list[str]:
-    return [str(i) for s in group for i in s.ids]
-
-
-def _non_empty(group: list[Any], k: int) -> None:
-    if sum(len(s.ids) for s in group) == 0:
-        raise MonaError(f"target set {k} is empty")
-
-
-def score_mona(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
-    """MONA: weighted Jaccard, cosine or decoder similarity of pooled SAE codes to the target prototype, or the
-    max over target samples."""
-    cfg = pool.config
-    require_mode(pool.store, ("sae",), "mona")
-    for s in group:
-        require_mode(s, ("sae",), "mona", "target")
-        check_compatible(pool.store, s)
-    _non_empty(group, k)
-    X = pool.weighted_codes()
-    T, t = pool.targets(group)
-    tids = _target_ids(group)
-    if cfg.similarity == "decoder":
-        return _score_decoder(pool, X, T, t, tids)
-    if cfg.aggregate == "prototype":
-        scores = similarity_to_vector(X, t, cfg.similarity)
-
-        def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
-            return [_row_contrib(X, r, t, cfg) for r in rows], None
-
-        return Scored(scores, explain, {"target_active_features": int((t > 0).sum())})
-    scores, arg = max_similarity_to_rows(X, T, cfg.similarity)
-
-    def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
-        feats = [_row_contrib(X, r, target_row(T, int(arg[r])), cfg) for r in rows]
-        return feats, [tids[int(arg[r])] for r in rows]
-
-    return Scored(scores, explain_max)
-
-
-def _score_decoder(pool: PoolMatrices, X: sp.csr_matrix, G: np.ndarray, g: np.ndarray, tids: list[str]) -> Scored:
-    """Decoder similarity: cosine of decoded, standardised pool rows to the target prototype (or each target
-    sample), computed in code space as ``(x·g + offset) / ‖z‖`` so that every feature's term is explicit."""
-    cfg = pool.config
-    norms = pool.decoded_norms()
-    inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
-    if cfg.aggregate == "prototype":
-        scores = (np.asarray(X @ g.astype(np.float32), np.float64) + pool.code_offset(g)) * inv
-
-        def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
-            return [_row_contrib(X, r, g, cfg) for r in rows], None
-
-        return Scored(scores, explain, {"target_features": int((g > 0).sum())})
-    offsets = pool.code_offset(G)  # (m,)
-    scores = np.empty(X.shape[0], np.float64)
-    arg = np.empty(X.shape[0], np.int64)
-    Gt = np.ascontiguousarray(G.T)
-    for a in range(0, X.shape[0], 16384):
-        b = min(X.shape[0], a + 16384)
-        S = (np.asarray(X[a:b] @ Gt, np.float64) + offsets) * inv[a:b, None]
-        arg[a:b] = S.argmax(axis=1)
-        scores[a:b] = S[np.arange(b - a), arg[a:b]]
-
-    def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
-        return [_row_contrib(X, r, G[int(arg[r])], cfg) for r in rows], [tids[int(arg[r])] for r in rows]
-
-    return Scored(scores, explain_max)
-
-
-def _row_contrib(X: sp.csr_matrix, r: int, t: np.ndarray, cfg: SelectConfig) -> list[dict]:
-    lo, hi = X.indptr[r], X.indptr[r + 1]
-    return contributions(X.indices[lo:hi], X.data[lo:hi], t, cfg.similarity, cfg.top_features)
-
-
-def score_dense(pool: PoolMatrices, group: list[Any], k: int) -> Scored:
-    """Cosine of the (centred, standardised) mean hidden state to the target prototype, or max over targets."""
-    cfg = pool.config
-    require_mode(pool.store, ("dense",), "dense")
-    for s in group:
-        require_mode(s, ("dense",), "dense", "target")
-        check_compatible(pool.store, s)
-    _non_empty(group, k)
-    X = pool.dense()
-    T = pool.normalize(np.concatenate([np.asarray(s.dense(), np.float32) for s in group], axis=0))
-    if T.shape[1] != X.shape[1]:
-        raise MonaError(f"target vectors have {T.shape[1]} dimensions but pool vectors have {X.shape[1]}")
-    if cfg.aggregate == "prototype":
-        return Scored(cosine_to_vector(X, T.mean(axis=0)))
-    scores, arg = max_similarity_to_rows(X, T, "cosine")
-    tids = _target_ids(group)
-    return Scored(scores, lambda rows: (None, [tids[int(arg[r])] for r in rows]))

@@ -1,0 +1,236 @@
+"""``mona`` — MONA / NAS (arXiv 2503.15573): pooled SAE codes compared with the target's.
+
+Score of a pool sample against the target prototype (or, with ``aggregate="max"``, its best target sample):
+weighted Jaccard, cosine, or cosine through the SAE decoder (see :class:`CodeOptions`). Every feature's term of
+the score is explicit, so picks are explained by the features they share with the target.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from mona.errors import MonaError
+from mona.select.matrices import PoolMatrices, target_row
+from mona.select.methods.base import (
+    Attribution,
+    Context,
+    Scored,
+    TargetMethod,
+    finish,
+    own_features_entry,
+    pick_entry,
+    recorded_features,
+    require_group,
+    row_codes,
+    store_is,
+    target_ids,
+)
+from mona.select.similarity import contributions, max_similarity_to_rows, similarity_to_vector
+
+log = logging.getLogger(__name__)
+
+OVERLAP = (
+    "overlap with the target: share_k = term_k / Σ_j term_j with term_k = min(a_k, t_k) (jaccard), "
+    "a_k·t_k (cosine) or a_k·g_k with g the target's direction mapped back to codes (decoder); shares of all "
+    "features sum to 1 and share_k·score is feature k's part of the score (decoder: of the score minus the "
+    "pool-mean offset)"
+)
+
+
+@dataclass
+class CodeOptions:
+    """How pooled SAE codes are compared with a target (``mona``, and ``mmr``'s relevance)."""
+
+    similarity: Literal["jaccard", "cosine", "decoder"] = "jaccard"
+    """Weighted Jaccard Σmin/Σmax (needs codes >= 0), cosine, or ``decoder``: cosine after mapping the (weighted)
+    codes back through the SAE's decoder into the model's residual space, centred and standardised over the
+    pool, so that features with similar directions (a feature split in two, near-duplicates) still match.
+    ``decoder`` needs the SAE (named in the store's manifest)."""
+    aggregate: Literal["prototype", "max"] = "prototype"
+    """Similarity to the mean target embedding (``prototype``; for binary codes the target set's
+    feature-frequency profile) or the maximum similarity over the target samples (``max``)."""
+    binarize: bool = False
+    """Treat codes above ``active_threshold`` as 1 before scoring (a mean-pooled store then behaves like a
+    ``binary`` pooled one, as in NAS)."""
+    active_threshold: float = 0.0
+    """A feature is active in a sample when its pooled code is strictly above this (``binarize``, IDF counts)."""
+    feature_weights: Literal["none", "idf"] = "none"
+    """Multiply each feature, in pool and target codes alike, by a weight before scoring. ``idf``:
+    ``ln((1 + n) / (1 + df)) + 1`` with ``df`` the pool samples where it is active, so features that fire
+    everywhere (formatting, common tokens) count less than topical ones."""
+    max_feature_share: float = 1.0
+    """Ignore features active in more than this share of the pool's samples (they describe the pool's common
+    format rather than a topic); 1.0 keeps all."""
+    contrast: bool = False
+    """With ``similarity="cosine"``: score against the target prototype minus the pool's mean code (after
+    ``feature_weights``), i.e. against what sets the target apart from the pool."""
+
+    def __post_init__(self) -> None:
+        for name, valid in (("similarity", ("jaccard", "cosine", "decoder")), ("aggregate", ("prototype", "max")),
+                            ("feature_weights", ("none", "idf"))):
+            if getattr(self, name) not in valid:
+                raise MonaError(f"{name} must be one of {', '.join(valid)}; got {getattr(self, name)!r}")
+        if not 0.0 < float(self.max_feature_share) <= 1.0:
+            raise MonaError(f"max_feature_share must be in (0, 1], got {self.max_feature_share!r}")
+        if self.contrast and self.similarity != "cosine":
+            raise MonaError("contrast=True needs similarity='cosine' (the contrasted prototype has negative entries)")
+
+
+class Mona(TargetMethod):
+    name = "mona"
+    summary = "similarity of pooled SAE codes to the target (weighted Jaccard, cosine, or through the decoder)"
+    Options = CodeOptions
+    pool_modes = ("sae",)
+    sae_features = True
+    features = OVERLAP
+
+    def score(self, ctx: Context, group: list[Any], k: int) -> Scored:
+        return score_codes(ctx.matrices(), group, k, ctx.config.top_features, self.name)
+
+    def attribute(self, a: Attribution) -> list[dict[str, Any]]:
+        return overlap_attribution(a, check_scores=True)
+
+
+def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: str = "mona") -> Scored:
+    """Similarity of the pool's (weighted) codes to a target set, with per-row feature contributions."""
+    cfg = pool.config
+    require_group(group, k, ("sae",), method, pool.store)
+    X = pool.weighted_codes()
+    T, t = pool.targets(group)
+    tids = target_ids(group)
+    if cfg.similarity == "decoder":
+        return _score_decoder(pool, X, T, t, tids, top)
+    if cfg.aggregate == "prototype":
+        scores = similarity_to_vector(X, t, cfg.similarity)
+
+        def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
+            return [_row_contrib(X, r, t, cfg.similarity, top) for r in rows], None
+
+        return Scored(scores, explain, {"target_active_features": int((t > 0).sum())})
+    scores, arg = max_similarity_to_rows(X, T, cfg.similarity)
+
+    def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
+        feats = [_row_contrib(X, r, target_row(T, int(arg[r])), cfg.similarity, top) for r in rows]
+        return feats, [tids[int(arg[r])] for r in rows]
+
+    return Scored(scores, explain_max)
+
+
+def _score_decoder(pool: PoolMatrices, X: sp.csr_matrix, G: np.ndarray, g: np.ndarray, tids: list[str],
+                   top: int) -> Scored:
+    """Cosine of decoded, standardised pool rows to the target prototype (or each target sample), computed in
+    code space as ``(x·g + offset) / ‖z‖`` so that every feature's term is explicit."""
+    norms = pool.decoded_norms()
+    inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+    if pool.config.aggregate == "prototype":
+        scores = (np.asarray(X @ g.astype(np.float32), np.float64) + pool.code_offset(g)) * inv
+
+        def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
+            return [_row_contrib(X, r, g, "decoder", top) for r in rows], None
+
+        return Scored(scores, explain, {"target_features": int((g > 0).sum())})
+    offsets = pool.code_offset(G)  # (m,)
+    scores = np.empty(X.shape[0], np.float64)
+    arg = np.empty(X.shape[0], np.int64)
+    Gt = np.ascontiguousarray(G.T)
+    for a in range(0, X.shape[0], 16384):
+        b = min(X.shape[0], a + 16384)
+        S = (np.asarray(X[a:b] @ Gt, np.float64) + offsets) * inv[a:b, None]
+        arg[a:b] = S.argmax(axis=1)
+        scores[a:b] = S[np.arange(b - a), arg[a:b]]
+
+    def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
+        return [_row_contrib(X, r, G[int(arg[r])], "decoder", top) for r in rows], [tids[int(arg[r])] for r in rows]
+
+    return Scored(scores, explain_max)
+
+
+def _row_contrib(X: sp.csr_matrix, r: int, t: np.ndarray, similarity: str, top: int) -> list[dict]:
+    idx, val = row_codes(X, r)
+    return contributions(idx, val, t, similarity, top)
+
+
+def overlap_terms(a_idx: np.ndarray, a_val: np.ndarray, t: np.ndarray, similarity: str) -> np.ndarray:
+    """Per non-zero feature of a row, its term of the similarity numerator (min for Jaccard, product else)."""
+    tv = t[a_idx]
+    return np.minimum(a_val, tv).astype(np.float64) if similarity == "jaccard" else a_val.astype(np.float64) * tv
+
+
+# --------------------------------------------------------------------------------------------------------
+# Explanation: each pick's score decomposed into its features' terms
+# --------------------------------------------------------------------------------------------------------
+
+
+def overlap_attribution(a: Attribution, check_scores: bool) -> list[dict[str, Any]]:
+    """Per pick, the features it shares with the target and each one's part of the relevance score, recomputed
+    from the stores with the selection's own options (feature weights, contrast, decoder). ``check_scores``:
+    the selection's scores are these relevances (``mona``; for ``mmr`` they are the MMR objective)."""
+    pm = a.matrices
+    if a.codes is None:
+        return [_recorded(a, i, check_scores) for i in range(len(a.selection))]
+    if pm is None or not a.groups or any(not store_is(s, "sae") for g in a.groups for s in g):
+        return [own_features_entry(a, i) for i in range(len(a.selection))]
+    targets = [(*pm.targets(g), target_ids(g)) for g in a.groups]
+    Xw = pm.weighted_codes()
+    out = []
+    for i in range(len(a.selection)):
+        entry = pick_entry(a, i)
+        entry["n_active"] = int((row_codes(a.codes, entry["row"])[1] > a.threshold).sum())
+        entry.update(_overlap(a, i, *row_codes(Xw, entry["row"]), targets, pm, check_scores))
+        entry["listed_share"] = float(sum(f["share"] for f in entry["features"]))
+        out.append(entry)
+    return out
+
+
+def _recorded(a: Attribution, i: int, with_contribution: bool) -> dict[str, Any]:
+    entry = pick_entry(a, i)
+    feats = recorded_features(a, i)
+    for f in feats if with_contribution else ():
+        f["contribution"] = f["share"] * entry["score"]
+    return finish(entry, feats)
+
+
+def _target_vector(a: Attribution, i: int, targets: list) -> np.ndarray:
+    sel = a.selection
+    k = int(sel.targets[i]) if sel.targets is not None else 0
+    T, proto, tids = targets[min(k, len(targets) - 1)]
+    if pm_aggregate(a) == "max" and sel.matches is not None and sel.matches[i] in tids:
+        return target_row(T, tids.index(sel.matches[i]))
+    return proto
+
+
+def pm_aggregate(a: Attribution) -> str:
+    return str(getattr(a.selection.config.options, "aggregate", "prototype"))
+
+
+def _overlap(a: Attribution, i: int, idx: np.ndarray, val: np.ndarray, targets: list, pm: PoolMatrices,
+             check_scores: bool) -> dict[str, Any]:
+    sim = pm.config.similarity
+    t = _target_vector(a, i, targets)
+    terms = overlap_terms(idx, val, t, sim)
+    total, offset = float(terms.sum()), 0.0
+    if sim == "jaccard":
+        denom = float(val.sum(dtype=np.float64)) + float(t.sum(dtype=np.float64)) - total
+    elif sim == "decoder":
+        denom, offset = float(pm.decoded_norms()[int(a.selection.rows[i])]), float(pm.code_offset(t))
+    else:
+        denom = float(np.linalg.norm(val.astype(np.float64)) * np.linalg.norm(t.astype(np.float64)))
+    relevance = (total + offset) / denom if denom > 0 else 0.0
+    # each feature's part of the score; under decoder they sum to the score minus the pool-mean offset
+    part = (total / denom if denom > 0 else 0.0) if sim == "decoder" else relevance
+    score = float(a.selection.scores[i])
+    if check_scores and abs(relevance - score) > 1e-3 * max(1.0, abs(relevance)):
+        log.warning("pick %s: score %.5f recomputed from the stores is %.5f; did the stores change?",
+                    a.selection.ids[i], score, relevance)
+    order = np.lexsort((idx, -terms))[: a.top_features]
+    feats = [{"feature": int(idx[j]), "share": float(terms[j] / total), "contribution": float(terms[j] / total * part),
+              "value": float(val[j]), "target": float(t[idx[j]])} for j in order if total > 0 and terms[j] != 0]
+    out = {"relevance": relevance, "numerator": total, "denominator": denom, "features": feats}
+    if sim == "decoder":
+        out["offset"] = offset / denom if denom > 0 else 0.0
+    return out
