@@ -99,3 +99,19 @@ def tiny_sae(d_in: int = 32, d_sae: int = 64, k: int = 6, seed: int = 0) -> Any:
         for p in sae.parameters():
             p.normal_(0, 0.2)
     return sae.eval()
+
+
+TINY_HOOK = "blocks.1.hook_resid_post"
+"""A hook of :func:`tiny_model` that the tests' SAEs read."""
+
+
+def pool_records() -> list[dict]:
+    """24 instruction records, 12 math (``p*``) and 12 poetry (``q*``), each with a ``domain``."""
+    out = []
+    for prefix, topic, domain in (("p", "Solve for x: 3x + 5 = 20.", "math"),
+                                  ("q", "Write a poem about the sea.", "poetry")):
+        for i in range(12):
+            out.append({"id": f"{prefix}{i}", "domain": domain, "instruction": f"{topic} {i}",
+                        "output": f"{topic} answer " * (i % 3 + 1)})
+    return out
+

@@ -12,26 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mona.embed import EmbedConfig, embed
 from mona.errors import MonaError
 from mona.store import finalize, open_store
+from mona.testing import tiny_sae
 
 HOOK = "blocks.1.hook_resid_post"
 N = 22
 CFG = EmbedConfig(hook=HOOK, shard_size=5)
-
-
-def tiny_sae(seed: int = 0):
-    from sae_lens import TopKSAE, TopKSAEConfig
-
-    torch.manual_seed(seed)
-    sae = TopKSAE(TopKSAEConfig(d_in=32, d_sae=64, k=6))
-    with torch.no_grad():
-        for p in sae.parameters():
-            p.normal_(0, 0.2)
-    return sae.eval()
 
 
 def records(n: int = N) -> list[dict]:
@@ -114,7 +103,8 @@ CHILD = textwrap.dedent("""
     import mona.embed as embed_mod
     from mona.data import load_samples
     from mona.testing import tiny_model
-    from test_store import CFG, records, tiny_sae
+    from mona.testing import tiny_sae
+    from test_store import CFG, records
     real = embed_mod.write_shard
     def slow(*args):
         out = real(*args)

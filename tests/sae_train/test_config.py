@@ -14,7 +14,7 @@ from mona.cli import main as mona_main
 from sae_training.cli import build_parser, main, train_config
 from sae_training.config import ConfigError, SAETrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_yaml_round_trip(tmp_path):

@@ -5,17 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_explain import stores_on_disk  # noqa: F401  (fixture)
 
 from mona.select import select
 
 
 @pytest.fixture(scope="module")
-def report(stores_on_disk, tiny, tmp_path_factory):  # noqa: F811
-    from test_explain import HOOK, tiny_sae
-
+def report(stores_on_disk, tiny, tmp_path_factory):
     from mona.labels import LabelConfig, compute_labels
     from mona.report import render_report
+    from mona.testing import TINY_HOOK as HOOK
+    from mona.testing import tiny_sae
 
     root, pool_samples = stores_on_disk
     out = tmp_path_factory.mktemp("report")
@@ -59,7 +58,7 @@ def test_sample_text_is_escaped(report):
     assert "<script" not in html
 
 
-def test_without_labels_and_options(stores_on_disk, tmp_path):  # noqa: F811
+def test_without_labels_and_options(stores_on_disk, tmp_path):
     from mona.explain import explain
     from mona.report import ReportConfig, render_report
 
@@ -115,7 +114,7 @@ def test_score_by_rank_and_chat_cards():
     assert turns == [{"role": "user", "content": "<b>hi</b>"}, {"role": "assistant", "content": "x" * 10 + " …"}]
 
 
-def test_cli_report_and_screenshot(stores_on_disk, tmp_path):  # noqa: F811
+def test_cli_report_and_screenshot(stores_on_disk, tmp_path):
     from mona.cli import main
     from mona.report import find_chromium
 

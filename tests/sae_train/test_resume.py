@@ -14,7 +14,7 @@ from sae_training import SAETrainConfig, train
 from sae_training.testing import tiny_model, tiny_texts
 from sae_training.train import latest_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CONFIG = dict(
     name="tiny", model="tiny", hook="blocks.1.hook_resid_post", d_sae=64, k=4, training_tokens=8192,

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from mona.data import Sample
-from mona.errors import ArtifactMismatch, MonaError
+from mona.errors import MonaError
 from mona.select import ArrayStore, SelectConfig, load_selection, select
 
 N, F, TOPIC = 400, 256, 20
@@ -232,31 +232,39 @@ def test_several_target_sets(world):
     assert sel.targets.count(0) == 15
 
 
-def test_bad_inputs_are_one_line_errors(world):
-    with pytest.raises(MonaError, match="larger than the pool"):
-        select(world["pool"], target=world["target"], n=N + 1)
-    with pytest.raises(MonaError, match=r"valid methods: mona, nait"):
-        SelectConfig(method="nope")
-    with pytest.raises(MonaError, match="needs a target"):
-        select(world["pool"], n=5)
-    empty = ArrayStore([], sp.csr_matrix((0, F), dtype=np.float32), manifest={**MANIFEST, "mode": "sae"})
-    with pytest.raises(MonaError, match="empty"):
-        select(world["pool"], target=empty, n=5)
-    with pytest.raises(MonaError, match="needs target samples"):
-        select(None, n=5, method="tfidf", pool_samples=world["samples"])
-    other = ArrayStore(
-        world["target"].ids,
-        world["target"].codes(),
-        manifest={**MANIFEST, "mode": "sae", "sae": {"name": "s", "weights_hash": "cc"}},
-    )
-    with pytest.raises(ArtifactMismatch, match="differ in sae"):
-        select(world["pool"], target=other, n=5)
-    with pytest.raises(MonaError, match="mode sae"):
-        select(world["dpool"], target=world["dtarget"], n=5, method="mona")
-    with pytest.raises(MonaError, match="either n or ratio"):
-        SelectConfig(n=3, ratio=0.1)
-    with pytest.raises(ArtifactMismatch):
-        select(world["pool"], n=5, method="random", pool_samples=world["samples"][:-1])
+def _other_sae_target(world):
+    return ArrayStore(world["target"].ids, world["target"].codes(),
+                      manifest={**MANIFEST, "mode": "sae", "sae": {"name": "s", "weights_hash": "cc"}})
+
+
+BAD_SELECTIONS = {
+    "budget over the pool": (lambda w: dict(pool=w["pool"], target=w["target"], n=N + 1), "larger than the pool"),
+    "no target": (lambda w: dict(pool=w["pool"], n=5), "needs a target"),
+    "empty target": (
+        lambda w: dict(pool=w["pool"], n=5,
+                       target=ArrayStore([], sp.csr_matrix((0, F), dtype=np.float32), manifest={**MANIFEST})),
+        "empty",
+    ),
+    "no target texts": (lambda w: dict(pool=None, n=5, method="tfidf", pool_samples=w["samples"]),
+                        "needs target samples"),
+    "target from another SAE": (lambda w: dict(pool=w["pool"], target=_other_sae_target(w), n=5), "differ in sae"),
+    "store of the wrong mode": (lambda w: dict(pool=w["dpool"], target=w["dtarget"], n=5, method="mona"),
+                                "mode sae"),
+    "samples not the store's rows": (lambda w: dict(pool=w["pool"], n=5, method="random",
+                                                    pool_samples=w["samples"][:-1]), "rows but"),
+    "no pool at all": (lambda w: dict(pool=None, n=5, method="random"), "no pool"),
+    "option of another method": (lambda w: dict(pool=w["pool"], n=5, method="random", similarity="cosine"),
+                                 "random's options: none"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SELECTIONS))
+def test_bad_inputs_are_one_line_errors(world, case):
+    make, match = BAD_SELECTIONS[case]
+    kwargs = make(world)
+    with pytest.raises(MonaError, match=match) as info:
+        select(kwargs.pop("pool"), **kwargs)
+    assert "\n" not in str(info.value)
 
 
 def test_save_load_round_trip(world, tmp_path):

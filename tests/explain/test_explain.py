@@ -10,35 +10,6 @@ import scipy.sparse as sp
 
 from mona.explain import ExplainConfig, coverage, enrichment, explain, load_explanation
 from mona.select import ArrayStore, select
-from mona.testing import tiny_sae
-
-HOOK = "blocks.1.hook_resid_post"
-
-
-def pool_records() -> list[dict]:
-    out = []
-    for prefix, topic, domain in (("p", "Solve for x: 3x + 5 = 20.", "math"), ("q", "Write a poem about the sea.",
-                                                                             "poetry")):
-        for i in range(12):
-            out.append({"id": f"{prefix}{i}", "domain": domain, "instruction": f"{topic} {i}",
-                        "output": f"{topic} answer " * (i % 3 + 1)})
-    return out
-
-
-@pytest.fixture(scope="session")
-def stores_on_disk(tmp_path_factory, tiny):
-    """Pool (math + poetry, with ``domain``) and math-target stores embedded with the tiny model and SAE."""
-    from mona.data import load_samples
-    from mona.embed import EmbedConfig, embed
-
-    root = tmp_path_factory.mktemp("explain-stores")
-    pool = load_samples(pool_records())
-    target = load_samples([{"id": f"t{i}", "instruction": f"Solve for x: 3x + 5 = 20. {i}", "output": "x = 5"}
-                           for i in range(4)])
-    sae, cfg = tiny_sae(), EmbedConfig(hook=HOOK, dtype="float32")
-    embed(pool, model=tiny, sae=sae, config=cfg, out_dir=root / "pool", progress=False)
-    embed(target, model=tiny, sae=sae, config=cfg, out_dir=root / "target", progress=False)
-    return root, pool
 
 
 def planted_pool(n: int = 300, F: int = 80, n_sel: int = 20, planted: int = 7, seed: int = 0):

@@ -77,7 +77,24 @@ def test_other_architectures_train_and_reload(tmp_path, tiny, architecture):
     cfg = _config(tmp_path, architecture=architecture, training_tokens=1024, l1_coefficient=1.0)
     result = train(cfg, loaded=tiny, texts=tiny_texts(100), evaluate_after=False)
     loaded = load_sae(result.sae_dir, model=tiny)
-    assert loaded.encode(torch.randn(3, 32)).shape == (3, 64)
+    x = torch.randn(50, 32)
+    codes = loaded.encode(x)
+    assert codes.shape == (50, 64) and loaded.identity.architecture == ("jumprelu" if architecture == "batchtopk"
+                                                                       else architecture)
+    trained = result.sae.eval()
+    with torch.no_grad():  # the folder reloads to the same function, value for value (batchtopk's batch-level
+        # top-k is a training-time rule: it is saved as the JumpReLU it converges to, checked below)
+        if architecture != "batchtopk":
+            assert torch.allclose(codes, trained.encode(x).float(), atol=1e-5)
+            assert torch.allclose(loaded.decode(codes), trained.decode(trained.encode(x)).float(), atol=1e-4)
+        if architecture == "standard":  # ReLU(x W_enc + b_enc), with b_dec subtracted from the input if set
+            x_in = x - trained.b_dec if trained.cfg.apply_b_dec_to_input else x
+            assert torch.allclose(codes, torch.relu(x_in @ trained.W_enc + trained.b_enc), atol=1e-5)
+        else:  # JumpReLU (batchtopk folds into one at inference): a feature is 0 or above its threshold
+            threshold = loaded.sae.threshold.detach()
+            on = codes > 0
+            assert (codes[on] >= threshold.expand_as(codes)[on] - 1e-6).all()
+    assert (codes >= 0).all()
 
 
 def test_float16_weights_load_as_float32(tmp_path, tiny):

@@ -52,7 +52,7 @@ def test_demo_runs_end_to_end(capsys, tmp_path):
 # Flags generated from the config dataclasses (mona.cli.args)
 # --------------------------------------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:

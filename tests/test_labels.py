@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_explain import HOOK, pool_records, tiny_sae
 
 from mona.labels import FeatureLabels, LabelConfig, compute_labels, load_labels, merge_topk, neuronpedia_id
+from mona.testing import TINY_HOOK as HOOK
+from mona.testing import pool_records, tiny_sae
 
 
 def test_merge_topk_equals_global_topk():
