@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -132,36 +131,33 @@ class PoolMatrices:
         return T, t
 
     def decoder(self) -> np.ndarray:
-        """(F, d) the SAE's decoder rows (``W_dec``), for ``similarity="decoder"``."""
+        """(F, d) the SAE's decoder rows (``W_dec``), for ``similarity="decoder"``: from the SAE given
+        (:func:`mona.saes.resolve_sae` accepts every form, or a bare (F, d) matrix) or the one the pool's manifest
+        names, checked against the manifest's weights hash."""
         if self._decoder is None:
-            sae = self.sae
             ident = (getattr(self.store, "manifest", None) or {}).get("sae")
-            if sae is None:
-                if not isinstance(ident, dict):
-                    raise MonaError(
-                        "similarity='decoder' needs the SAE that made the codes, and the pool store names none; "
-                        "pass it (sae= in Python, --sae for mona select)"
-                    )
-                from mona.saes import sae_for_identity
-
-                sae = sae_for_identity(ident)
-            elif isinstance(sae, (str, Path)):
-                from mona.saes import load_sae
-
-                sae = load_sae(sae)
-            have = getattr(getattr(sae, "identity", None), "weights_hash", None)
-            want = ident.get("weights_hash") if isinstance(ident, dict) else None
-            if have and want and have != want:
-                raise ArtifactMismatch(f"the SAE given has weights {have} but the pool store's codes come from {want}")
-            W = getattr(sae, "sae", sae).W_dec if hasattr(sae, "sae") or hasattr(sae, "W_dec") else sae
-            if hasattr(W, "detach"):
-                W = W.detach().float().cpu().numpy()
-            W = np.asarray(W, dtype=np.float32)
+            W = self.sae if isinstance(self.sae, np.ndarray) else self._sae(ident).sae.W_dec
+            W = np.asarray(W.detach().float().cpu().numpy() if hasattr(W, "detach") else W, dtype=np.float32)
             width = self.codes().shape[1]
             if W.shape[0] != width:
                 raise MonaError(f"the SAE has {W.shape[0]} features but the pool codes have {width}")
             self._decoder = W
         return self._decoder
+
+    def _sae(self, ident: Any) -> Any:
+        from mona.saes import resolve_sae, sae_for_identity
+
+        if self.sae is None:
+            if not isinstance(ident, dict):
+                raise MonaError("similarity='decoder' needs the SAE that made the codes, and the pool store names "
+                                "none; pass it (sae= in Python, --sae for mona select)")
+            return sae_for_identity(ident)
+        sae = resolve_sae(self.sae)
+        want = ident.get("weights_hash") if isinstance(ident, dict) else None
+        if want and sae.identity.weights_hash != want:
+            raise ArtifactMismatch(f"the SAE given has weights {sae.identity.weights_hash} but the pool store's "
+                                   f"codes come from {want}")
+        return sae
 
     def decoded(self) -> np.ndarray:
         """(n, d) the pool's :meth:`weighted_codes` mapped through the SAE decoder (``codes @ W_dec``), centred
