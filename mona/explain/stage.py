@@ -23,6 +23,7 @@ from mona.select import Selection, get_method, load_selection
 from mona.select.inputs import as_groups, open_any, stack_codes, store_mode
 from mona.select.matrices import PoolMatrices
 from mona.select.methods.base import Attribution
+from mona.select.steer import boost_vector, feature_target
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,9 @@ def explain(
     for store in (pool, fstore):
         if store is not None:
             _check_rows(store, sel)
-    pm = PoolMatrices(fstore, sel.config.options if fstore is pool else None, sae=sae) if fstore else None
+    pm = _matrices(sel, pool, fstore, sae)
+    if not groups and sel.config.target_features and pm is not None:
+        groups = [[feature_target(sel.config, fstore, pm.codes().shape[1])]]
     X = pm.codes() if pm is not None else None
     samples = method.attribute(Attribution(sel, X, pm, groups, cfg.top_features, threshold))
     n_pool = len(fstore.ids) if fstore is not None else len(pool.ids) if pool is not None else None
@@ -113,6 +116,17 @@ def explain(
             raise MonaError("explaining a Selection object needs out_dir (or save=False)")
         result.save(out_dir if out_dir is not None else sel_dir)
     return result
+
+
+def _matrices(sel: Any, pool: Any, fstore: Any, sae: Any) -> PoolMatrices | None:
+    """The feature store's matrices: under the selection's own options and boosted features when it is the pool
+    the selection read (so contributions add up to the scores), plain otherwise."""
+    if fstore is None:
+        return None
+    if fstore is not pool:
+        return PoolMatrices(fstore, None, sae=sae)
+    boost = boost_vector(sel.config, fstore.codes().shape[1]) if sel.config.boost_features else None
+    return PoolMatrices(fstore, sel.config.options, sae=sae, boost=boost)
 
 
 def _enrichment(X: sp.csr_matrix | None, rows: np.ndarray, threshold: float, cfg: ExplainConfig):

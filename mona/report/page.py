@@ -49,7 +49,9 @@ def _method_settings(config: dict[str, Any]) -> list[tuple[str, Any]]:
     head = [(k, config[k]) for k in ("method", "n", "ratio", "seed") if config.get(k) is not None]
     several = config.get("targets") == "quota" or config.get("quotas") is not None
     targets = [(k, config[k]) for k in ("targets", "quotas") if several and config.get(k) is not None]
-    return head + targets + list((config.get("options") or {}).items())
+    steering = [(k, config[k]) for k in ("exclude_features", "require_features", "boost_features", "target_features")
+                if config.get(k)]
+    return head + targets + steering + list((config.get("options") or {}).items())
 
 
 def _shows_relevance(method: str) -> bool:

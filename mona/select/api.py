@@ -14,6 +14,7 @@ from mona.select.inputs import as_groups, check_samples, open_any, sample_groups
 from mona.select.methods import get_method
 from mona.select.methods.base import Context, Method
 from mona.select.selection import Selection
+from mona.select.steer import SubsetStore, allowed_rows, boost_vector, check_features, feature_target, steers
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +58,34 @@ def select(
     pool = open_any(pool)
     method.check_pool(pool, pool_samples)
     check_samples(pool, pool_samples)
-    ctx = Context(pool, pool_samples, cfg, 0, sae=sae)
-    ctx.n = cfg.budget(ctx.size)
+    size = len(pool.ids) if pool is not None else len(pool_samples)
+    n = cfg.budget(size)
+    ctx, keep = _steered_context(method, cfg, pool, pool_samples, n, sae)
     groups = _target_groups(method, cfg, target, target_samples)
+    if cfg.target_features:
+        if method.target != "store":
+            raise MonaError(f"target_features needs a target method on SAE codes (mona, mmr); {method.name!r} "
+                            "takes no target store")
+        groups = _merge_targets([*groups, [feature_target(cfg, pool, pool.codes().shape[1])]], cfg, method)
     t_load = time.perf_counter()
     picked = method.pick(ctx, groups)
+    if keep is not None:
+        picked.rows = keep[np.asarray(picked.rows, np.int64)]
     t_end = time.perf_counter()
     ids = [str(i) for i in pool.ids] if pool is not None else [str(s.id) for s in pool_samples]
     rows = np.asarray(picked.rows, np.int64)
     info = dict(picked.info)
+    if keep is not None:
+        info["steering"] = {"kept": int(len(keep)), "dropped": int(size - len(keep))}
     info.update(
-        counts={"pool": ctx.size, "requested": ctx.n, "selected": int(len(rows)),
+        counts={"pool": size, "requested": n, "selected": int(len(rows)),
                 "targets": [_group_size(g) for g in groups]},
         timing={"load_s": round(t_load - t0, 4), "select_s": round(t_end - t_load, 4), "total_s": round(t_end - t0, 4)},
         pool=_describe(pool),
         target_sets=[[_describe(s) for s in g] for g in groups] if method.target == "store" else [],
         features=method.features,
     )
-    log.info("%s selected %d of %d samples in %.2f s", method.name, len(rows), ctx.size, t_end - t0)
+    log.info("%s selected %d of %d samples in %.2f s", method.name, len(rows), size, t_end - t0)
     return Selection(
         rows=rows,
         ids=[ids[int(r)] for r in rows],
@@ -89,6 +100,28 @@ def select(
     )
 
 
+def _steered_context(method: Method, cfg: SelectConfig, pool: Any, pool_samples: Any, n: int,
+                     sae: Any) -> tuple[Context, np.ndarray | None]:
+    """What the method sees: the whole pool, or (``exclude_features``/``require_features``) the rows left, with
+    the features of ``boost_features`` weighted; and those rows (None when the pool is whole)."""
+    if not steers(cfg):
+        return Context(pool, pool_samples, cfg, n, sae=sae), None
+    width = check_features(cfg, pool, method)
+    keep = allowed_rows(cfg, pool)
+    view, samples = pool, pool_samples
+    if keep is not None:
+        if len(keep) == 0:
+            raise MonaError("feature steering leaves no pool sample (every one has an excluded feature or lacks a "
+                            "required one); check exclude_features/require_features and steer_threshold")
+        if len(keep) < n:
+            log.warning("feature steering leaves %d pool samples, fewer than the budget %d: taking them all",
+                        len(keep), n)
+            n = len(keep)
+        view = SubsetStore(pool, keep)
+        samples = [pool_samples[int(r)] for r in keep] if pool_samples is not None else None
+    return Context(view, samples, cfg, n, sae=sae, boost=boost_vector(cfg, width)), keep
+
+
 def _target_groups(method: Method, cfg: SelectConfig, target: Any, target_samples: Any) -> list[list[Any]]:
     """The target sets the method reads (stores or samples), merged into one when asked, checked non-empty."""
     store_groups = [[open_any(t) for t in g] for g in as_groups(target)]
@@ -98,12 +131,18 @@ def _target_groups(method: Method, cfg: SelectConfig, target: Any, target_sample
             log.warning("method %r does not use a target; the target is ignored", method.name)
         return []
     groups = text_groups if method.target == "samples" else store_groups
+    if not groups and cfg.target_features and method.target == "store":
+        return []  # the target is given as features
     if not groups:
         what = "target samples (--target-samples)" if method.target == "samples" else "a target store (--target)"
         raise MonaError(f"method {method.name!r} needs {what}")
     for k, g in enumerate(groups):
         if not g or (method.target == "store" and sum(len(s.ids) for s in g) == 0):
             raise MonaError(f"target set {k} is empty")
+    return _merge_targets(groups, cfg, method)
+
+
+def _merge_targets(groups: list[list[Any]], cfg: SelectConfig, method: Method) -> list[list[Any]]:
     if len(groups) > 1 and (cfg.targets == "merge" or method.merge_targets):
         groups = [[x for g in groups for x in g]]
     if cfg.quotas is not None and len(cfg.quotas) != len(groups):

@@ -18,7 +18,10 @@ from typing import Any, Literal
 
 from mona.errors import MonaError
 
-COMMON_FIELDS = ("method", "n", "ratio", "seed", "targets", "quotas", "top_features")
+COMMON_FIELDS = (
+    "method", "n", "ratio", "seed", "targets", "quotas", "top_features",
+    "exclude_features", "require_features", "boost_features", "target_features", "steer_threshold",
+)
 
 
 @dataclass
@@ -40,6 +43,19 @@ class SelectConfig:
     """Relative quota per target set when ``targets="quota"`` (default: equal shares)."""
     top_features: int = 10
     """How many contributing SAE features to record per selected sample (0 disables)."""
+    exclude_features: tuple[int | str, ...] | None = None
+    """Methods on SAE codes: drop pool samples in which any of these features is active (pooled code above
+    ``steer_threshold``) before selecting. Feature ids, or ``@FILE`` for the features of a saved search."""
+    require_features: tuple[int | str, ...] | None = None
+    """Methods on SAE codes: keep only pool samples in which every one of these features is active."""
+    boost_features: tuple[str, ...] | None = None
+    """Methods comparing SAE codes (``mona``, ``mmr``, ``kcenter``): multiply these features by a weight before
+    scoring, as ``ID=WEIGHT`` (e.g. ``1234=3``; a weight of 0 ignores the feature)."""
+    target_features: tuple[str, ...] | None = None
+    """Target methods on SAE codes: a target given as features instead of samples, ``ID`` or ``ID=WEIGHT``."""
+    steer_threshold: float = 0.0
+    """A feature counts as active for ``exclude_features``/``require_features`` when its pooled code is above
+    this."""
     options: Any = None
     """The method's own options (its ``Options`` dataclass, or a dict of its fields); ``None`` = its defaults."""
 
@@ -63,6 +79,12 @@ class SelectConfig:
                 raise MonaError(f"quotas must be non-negative with a positive sum, got {self.quotas}")
         if self.top_features < 0:
             raise MonaError(f"top_features must be >= 0, got {self.top_features}")
+        from mona.select.steer import normalise_ids, normalise_spec
+
+        self.exclude_features = normalise_ids(self.exclude_features, "exclude_features")
+        self.require_features = normalise_ids(self.require_features, "require_features")
+        self.boost_features = normalise_spec(self.boost_features, "boost_features")
+        self.target_features = normalise_spec(self.target_features, "target_features")
         self.options = method.make_options(self.options)
 
     def budget(self, pool_size: int) -> int:
@@ -80,7 +102,7 @@ class SelectConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = {name: getattr(self, name) for name in COMMON_FIELDS}
-        d["quotas"] = list(self.quotas) if self.quotas is not None else None
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
         d["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.options).items()}
         return d
 
@@ -110,8 +132,8 @@ class SelectConfig:
         """Build from a dict (JSON/YAML), nested (``options``) or flat; unknown keys are an error naming the
         valid ones (``strict=False``: options that do not apply to the method are dropped)."""
         data = dict(data)
-        for key in ("quotas",):
-            if data.get(key) is not None:
+        for key in ("quotas", "exclude_features", "require_features", "boost_features", "target_features"):
+            if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         return cls.build(strict=strict, **data)
 

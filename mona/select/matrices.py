@@ -62,6 +62,8 @@ class PoolMatrices:
     _dec_mean: np.ndarray | None = None
     _dec_scale: np.ndarray | None = None
     _weighted_mean: np.ndarray | None = None
+    boost: np.ndarray | None = None
+    """(F,) multipliers of named features (``boost_features``), applied with the feature weights."""
 
     def __post_init__(self) -> None:
         given = {k: getattr(self.options, k) for k in DEFAULTS if hasattr(self.options, k)}
@@ -73,9 +75,10 @@ class PoolMatrices:
         return self._codes
 
     def feature_weights(self) -> np.ndarray | None:
-        """(F,) per-feature weights for target scoring (``feature_weights``, ``max_feature_share``), or None."""
+        """(F,) per-feature weights for comparing codes (``feature_weights``, ``max_feature_share``, boosted
+        features), or None when every weight is 1."""
         cfg = self.config
-        if cfg.feature_weights == "none" and cfg.max_feature_share >= 1.0:
+        if cfg.feature_weights == "none" and cfg.max_feature_share >= 1.0 and self.boost is None:
             return None
         if self._weights is None:
             X = self.codes()
@@ -87,6 +90,8 @@ class PoolMatrices:
                 w = np.log((1.0 + n) / (1.0 + df)) + 1.0
             if cfg.max_feature_share < 1.0:
                 w[df > cfg.max_feature_share * n] = 0.0
+            if self.boost is not None:
+                w = w * self.boost
             self._weights = w.astype(np.float32)
         return self._weights
 

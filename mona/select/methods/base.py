@@ -70,6 +70,8 @@ class Context:
     n: int
     sae: Any = None
     _matrices: PoolMatrices | None = None
+    boost: np.ndarray | None = None
+    """(F,) multipliers of the features named in ``boost_features`` (steering), or None."""
     cache: dict[str, Any] = field(default_factory=dict)
     """Per-selection state a method computes once for all target sets (a fitted vocabulary, ...)."""
 
@@ -84,7 +86,7 @@ class Context:
     def matrices(self) -> PoolMatrices:
         """The pool store's representations under this method's options (computed once)."""
         if self._matrices is None:
-            self._matrices = PoolMatrices(self.pool, self.config.options, sae=self.sae)
+            self._matrices = PoolMatrices(self.pool, self.config.options, sae=self.sae, boost=self.boost)
         return self._matrices
 
 

@@ -35,7 +35,7 @@ class KCenter(Method):
     def pick(self, ctx: Context, groups: list[list[Any]]) -> Picked:
         pm = ctx.matrices()
         sae = store_mode(ctx.pool) == "sae"
-        X = pm.codes() if sae else pm.dense()
+        X = pm.weighted_codes() if sae else pm.dense()  # boosted features weigh more in the distances
         p = kcenter(X, ctx.n, ctx.config.seed)
         if sae:
             p.features = own_features(X, p.rows, ctx.config.top_features)
