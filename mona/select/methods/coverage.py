@@ -112,125 +112,109 @@ def _new_features(idx: np.ndarray, vals: np.ndarray, g: int, k: int) -> list[dic
     return [{"feature": int(idx[i]), "share": 1.0 / g} for i in order]
 
 
+class _Trace:
+    """What both implementations record: picks, gains, newly covered features, coverage state and progress."""
+
+    def __init__(self, A: sp.csr_matrix, n: int, top_features: int) -> None:
+        self.n, self.top, self.indices = n, top_features, A.indices
+        self.taken = np.zeros(A.shape[0], dtype=bool)
+        self.covered = np.zeros(A.shape[1], dtype=bool)
+        self.ever = np.zeros(A.shape[1], dtype=bool)
+        self.rows: list[int] = []
+        self.gains: list[int] = []
+        self.feats: list[list[dict]] = []
+        self.rounds = 1
+        self.bar = tqdm(total=n, desc="greedy-coverage", disable=n < 1000, leave=False)
+
+    def take(self, r: int, g: int, idx: np.ndarray, vals: np.ndarray) -> None:
+        self.covered[idx] = True
+        self.ever[idx] = True
+        self.taken[r] = True
+        self.rows.append(r)
+        self.gains.append(g)
+        self.feats.append(_new_features(idx, vals, g, self.top))
+        self.bar.update(1)
+
+    def fill(self) -> None:
+        """No active features left anywhere: the rest of the budget by row order."""
+        rest = np.flatnonzero(~self.taken)[: self.n - len(self.rows)]
+        self.rows.extend(int(x) for x in rest)
+        self.gains.extend([0] * len(rest))
+        self.feats.extend([] for _ in rest)
+        self.bar.update(len(rest))
+
+    def picked(self, **info: Any) -> Picked:
+        self.bar.close()
+        info.update(rounds=self.rounds, covered_features=int(self.ever.sum()),
+                    coverable_features=int(np.unique(self.indices).size))
+        return Picked(np.asarray(self.rows, np.int64), np.asarray(self.gains, np.float64), self.feats, info)
+
+
 def _coverage_incremental(X: sp.csr_matrix, n: int, threshold: float, top_features: int) -> Picked:
     A = active_sets(X, threshold)
     indptr, indices, data = A.indptr, A.indices, A.data
-    N, F = A.shape
     C = A.tocsc()  # feature -> samples holding it
     sizes = np.diff(indptr).astype(np.int64)
     done = -(1 << 40)  # gain of a taken sample: below anything decrements can reach
     gain = sizes.copy()
-    taken = np.zeros(N, dtype=bool)
-    covered = np.zeros(F, dtype=bool)
-    ever = np.zeros(F, dtype=bool)
-    rows: list[int] = []
-    gains: list[int] = []
-    feats: list[list[dict]] = []
-    rounds = 1
-    bar = tqdm(total=n, desc="greedy-coverage", disable=n < 1000, leave=False)
-    while len(rows) < n:
+    t = _Trace(A, n, top_features)
+    while len(t.rows) < n:
         r = int(np.argmax(gain))
         g = int(gain[r])
         if g <= 0:
-            if covered.any() and (sizes[~taken] > 0).any():  # nothing new this round: start the next one
-                covered[:] = False
-                gain = np.where(taken, done, sizes)
-                rounds += 1
+            if t.covered.any() and (sizes[~t.taken] > 0).any():  # nothing new this round: start the next one
+                t.covered[:] = False
+                gain = np.where(t.taken, done, sizes)
+                t.rounds += 1
                 continue
-            rest = np.flatnonzero(~taken)[: n - len(rows)]  # no active features left anywhere: fill by row order
-            rows.extend(int(x) for x in rest)
-            gains.extend([0] * len(rest))
-            feats.extend([] for _ in rest)
-            bar.update(len(rest))
+            t.fill()
             break
         lo, hi = indptr[r], indptr[r + 1]
-        new = ~covered[indices[lo:hi]]
+        new = ~t.covered[indices[lo:hi]]
         idx, vals = indices[lo:hi][new], data[lo:hi][new]
-        covered[idx] = True
-        ever[idx] = True
         starts, lens = C.indptr[idx], np.diff(C.indptr)[idx]
         ends = np.cumsum(lens)
         pos = np.arange(int(ends[-1])) - np.repeat(ends - lens, lens) + np.repeat(starts, lens)
         np.subtract.at(gain, C.indices[pos], 1)
         gain[r] = done
-        taken[r] = True
-        rows.append(r)
-        gains.append(g)
-        feats.append(_new_features(idx, vals, g, top_features))
-        bar.update(1)
-    bar.close()
-    info = {
-        "algorithm": "incremental",
-        "rounds": rounds,
-        "covered_features": int(ever.sum()),
-        "coverable_features": int(np.unique(indices).size),
-    }
-    return Picked(np.asarray(rows, np.int64), np.asarray(gains, np.float64), feats, info)
+        t.take(r, g, idx, vals)
+    return t.picked(algorithm="incremental")
 
 
 def _coverage_lazy(X: sp.csr_matrix, n: int, threshold: float, top_features: int) -> Picked:
     A = active_sets(X, threshold)
     indptr, indices, data = A.indptr, A.indices, A.data
-    N, F = A.shape
     sizes = np.diff(indptr)
-    covered = np.zeros(F, dtype=bool)
-    ever = np.zeros(F, dtype=bool)
-    taken = np.zeros(N, dtype=bool)
-    rows: list[int] = []
-    gains: list[int] = []
-    feats: list[list[dict]] = []
+    t = _Trace(A, n, top_features)
     evaluations = 0
-    rounds = 1
 
     def fresh_heap() -> list[tuple[int, int]]:
-        h = [(-int(sizes[r]), int(r)) for r in np.flatnonzero(~taken & (sizes > 0))]
+        h = [(-int(sizes[r]), int(r)) for r in np.flatnonzero(~t.taken & (sizes > 0))]
         heapq.heapify(h)
         return h
 
     heap = fresh_heap()
-    bar = tqdm(total=n, desc="greedy-coverage", disable=n < 1000, leave=False)
-    while len(rows) < n:
+    while len(t.rows) < n:
         if not heap or heap[0][0] == 0:
-            if covered.any() and (~taken & (sizes > 0)).any():  # everything coverable is covered: new round
-                covered[:] = False
-                rounds += 1
+            if t.covered.any() and (~t.taken & (sizes > 0)).any():  # everything coverable is covered: new round
+                t.covered[:] = False
+                t.rounds += 1
                 heap = fresh_heap()
                 continue
-            rest = np.flatnonzero(~taken)[: n - len(rows)]  # no active features left anywhere: fill by row order
-            rows.extend(int(r) for r in rest)
-            gains.extend([0] * len(rest))
-            feats.extend([] for _ in rest)
-            bar.update(len(rest))
+            t.fill()
             break
         _, r = heapq.heappop(heap)
         lo, hi = indptr[r], indptr[r + 1]
-        new = ~covered[indices[lo:hi]]
+        new = ~t.covered[indices[lo:hi]]
         g = int(new.sum())
         evaluations += 1
         if heap and (-g, r) > heap[0]:  # a stale bound above us may still beat us: re-queue with the true gain
             heapq.heappush(heap, (-g, r))
             continue
         if g == 0:  # every remaining bound is 0: this round can cover nothing more, start the next one
-            covered[:] = False
-            rounds += 1
+            t.covered[:] = False
+            t.rounds += 1
             heap = fresh_heap()
             continue
-        idx, vals = indices[lo:hi][new], data[lo:hi][new]
-        covered[idx] = True
-        ever[idx] = True
-        taken[r] = True
-        rows.append(r)
-        gains.append(g)
-        feats.append(_new_features(idx, vals, g, top_features))
-        bar.update(1)
-    bar.close()
-    info = {
-        "algorithm": "lazy",
-        "rounds": rounds,
-        "evaluations": evaluations,
-        "covered_features": int(ever.sum()),
-        "coverable_features": int(np.unique(indices).size),
-    }
-    return Picked(np.asarray(rows, np.int64), np.asarray(gains, np.float64), feats, info)
-
-
+        t.take(r, g, indices[lo:hi][new], data[lo:hi][new])
+    return t.picked(algorithm="lazy", evaluations=evaluations)
