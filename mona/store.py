@@ -146,6 +146,7 @@ def verify_shard(root: Path, record: dict[str, Any]) -> str | None:
 
 
 def load_shard(root: Path, record: dict[str, Any], storage: str, verify: bool = True) -> dict[str, np.ndarray]:
+    """A shard's arrays, memory-mapped (read-only; rows are read from disk as they are used)."""
     k = int(record["index"])
     if verify:
         problem = verify_shard(root, record)
@@ -155,10 +156,31 @@ def load_shard(root: Path, record: dict[str, Any], storage: str, verify: bool = 
             )
     target = shard_files(root, k, storage)
     if storage == "safetensors":
-        from safetensors.numpy import load_file
+        return map_safetensors(target)
+    return {p.stem: np.load(p, allow_pickle=False, mmap_mode="r") for p in sorted(target.glob("*.npy"))}
 
-        return load_file(str(target))
-    return {p.stem: np.load(p, allow_pickle=False) for p in sorted(target.glob("*.npy"))}
+
+_ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I8": np.int8, "I16": np.int16,
+              "I32": np.int32, "I64": np.int64, "U8": np.uint8, "U16": np.uint16, "U32": np.uint32,
+              "U64": np.uint64, "BOOL": np.bool_}
+
+
+def map_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file as a read-only memory map (nothing is read until it is used)."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+    out: dict[str, np.ndarray] = {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = spec["data_offsets"]
+        dtype, shape = np.dtype(_ST_DTYPES[spec["dtype"]]), tuple(spec["shape"])
+        if b == a:
+            out[name] = np.zeros(shape, dtype)
+            continue
+        out[name] = np.memmap(path, dtype=dtype, mode="r", offset=8 + size + a, shape=shape)
+    return out
 
 
 def discard_shard(root: Path, k: int, storage: str) -> None:
@@ -214,11 +236,21 @@ class Store:
     def iter_shards(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         """(first row, arrays) for every shard, in row order; each shard's checksum is verified first."""
         self._require_complete()
-        start = 0
-        for record in self.manifest["shards"]:
-            arrays = load_shard(self.path, record, self.manifest["settings"]["storage"], self.verify)
-            yield start, arrays
-            start += int(record["rows"])
+        for k, start in enumerate(self.shard_starts()[:-1]):
+            yield int(start), self.shard(k)
+
+    def shard_starts(self) -> np.ndarray:
+        """(n_shards + 1,) first row of every shard, then the row count."""
+        rows = [int(r["rows"]) for r in self.manifest["shards"]]
+        return np.concatenate([[0], np.cumsum(rows, dtype=np.int64)]).astype(np.int64)
+
+    def shard(self, k: int) -> dict[str, np.ndarray]:
+        """Shard ``k``'s arrays, memory-mapped; its checksum is verified the first time this object reads it."""
+        verified = self.__dict__.setdefault("_verified", set())
+        record = self.manifest["shards"][k]
+        arrays = load_shard(self.path, record, self.manifest["settings"]["storage"], self.verify and k not in verified)
+        verified.add(k)
+        return arrays
 
     @property
     def lengths(self) -> np.ndarray:
@@ -231,6 +263,27 @@ class Store:
         """(first row, float32 CSR block) per shard: streams a store of any size in shard-sized pieces."""
         for start, arrays in self.iter_shards():
             yield start, _as_csr(arrays, self.n_features, self.mode)
+
+    def rows(self, rows: np.ndarray) -> sp.csr_matrix:
+        """(len(rows), F) float32 CSR of the given rows (in the given order), read from the memory-mapped shards
+        that hold them: selecting a few rows of a large store never loads the rest."""
+        rows = np.asarray(rows, np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n):
+            raise MonaError(f"row index out of range for store {self.path} ({self.n} rows)")
+        starts = self.shard_starts()
+        owner = np.searchsorted(starts, rows, side="right") - 1
+        order = np.argsort(owner, kind="stable")
+        parts, where = [], []
+        for k in np.unique(owner):
+            pos = order[owner[order] == k]
+            parts.append(_take_rows(self.shard(int(k)), rows[pos] - starts[k], self.n_features, self.mode))
+            where.append(pos)
+        if not parts:
+            return sp.csr_matrix((0, self.n_features), dtype=np.float32)
+        out = sp.vstack(parts, format="csr")
+        inverse = np.empty(len(rows), np.int64)
+        inverse[np.concatenate(where)] = np.arange(len(rows))
+        return out[inverse]
 
     def codes(self) -> sp.csr_matrix:
         """(n, F) float32 CSR of all embeddings (for ``dense``/``sentence`` modes, the dense vectors as CSR)."""
@@ -267,12 +320,26 @@ def pool_fingerprint(store: Store) -> str:
     return json_hash(keep)
 
 
+def _take_rows(arrays: dict[str, np.ndarray], local: np.ndarray, width: int, mode: str) -> sp.csr_matrix:
+    """Rows ``local`` of one shard as float32 CSR, gathering only their entries from the (mapped) arrays."""
+    if mode in DENSE_MODES:
+        return sp.csr_matrix(np.asarray(arrays["dense"][local], np.float32))
+    indptr = np.asarray(arrays["indptr"], np.int64)
+    lo, hi = indptr[local], indptr[local + 1]
+    counts = hi - lo
+    out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    gather = np.repeat(lo - out_ptr[:-1], counts) + np.arange(out_ptr[-1], dtype=np.int64)
+    return sp.csr_matrix((np.asarray(arrays["values"][gather], np.float32),
+                          np.asarray(arrays["indices"][gather], np.int32), out_ptr), shape=(len(local), width))
+
+
 def _as_csr(arrays: dict[str, np.ndarray], width: int, mode: str) -> sp.csr_matrix:
     if mode in DENSE_MODES:
         return sp.csr_matrix(arrays["dense"].astype(np.float32))
     rows = arrays["lengths"].shape[0]
     return sp.csr_matrix(
-        (arrays["values"].astype(np.float32), arrays["indices"].astype(np.int32), arrays["indptr"]), shape=(rows, width)
+        (arrays["values"].astype(np.float32), arrays["indices"].astype(np.int32), np.array(arrays["indptr"])),
+        shape=(rows, width),
     )
 
 
