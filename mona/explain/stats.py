@@ -6,17 +6,19 @@ Pure functions on matrices and tables; they never read or write files.
   ``n`` from the pool's ``N``, so the p-value of over-representation is the hypergeometric upper tail
   ``P[X >= k]`` (one-sided Fisher exact test of selected vs not selected), Benjamini–Hochberg corrected over the
   tested features; the effect size is the log odds ratio of selected vs the rest with a pseudo-count ``prior``.
+  :func:`log_odds_ratio` and :func:`fisher_test` are the same statistics for any two groups (one- or two-sided),
+  vectorised over features; :mod:`mona.diff` compares two datasets with them.
 * Coverage: features active anywhere in the pool / in the selection, the share of the pool's activation mass on
   covered features, and the coverage a random subset of the same size would reach in expectation.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from jaxtyping import Int
+from jaxtyping import Float, Int
 
 LABEL_KEYS = ("domain", "source")
 """Record fields whose mix in the selection vs the pool is reported."""
@@ -40,8 +42,6 @@ def enrichment(
     ``p_value`` (hypergeometric upper tail), ``q_value`` (Benjamini–Hochberg), ``selected_mean`` /
     ``pool_mean`` (mean pooled value).
     """
-    from scipy.stats import false_discovery_control, hypergeom
-
     X = sp.csr_matrix(X)
     rows = np.asarray(rows, dtype=np.int64)
     N, n = X.shape[0], len(np.unique(rows))
@@ -49,12 +49,9 @@ def enrichment(
     k = active_counts(X[np.unique(rows)], threshold)
     tested = np.flatnonzero(K >= min_pool_count)
     K, k = K[tested], k[tested]
-    a, b, c = k + prior, (n - k) + prior, (K - k) + prior
-    d = (N - n - (K - k)) + prior
-    log_odds = np.log(a) + np.log(d) - np.log(b) - np.log(c)
-    z = log_odds / np.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
-    p = np.clip(hypergeom.sf(k - 1, N, K, n), 0.0, 1.0) if len(tested) else np.zeros(0)
-    q = false_discovery_control(p, method="bh") if len(p) else p
+    log_odds, z = log_odds_ratio(k, n, K - k, N - n, prior)
+    p = fisher_test(k, n, K - k, N - n, alternative="greater")
+    q = bh(p)
     sums_pool = np.asarray(X.sum(axis=0)).ravel()[tested]
     sums_sel = np.asarray(X[rows].sum(axis=0)).ravel()[tested]
     order = np.lexsort((tested, -log_odds, p))
@@ -72,6 +69,71 @@ def enrichment(
         "pool_mean": sums_pool / max(N, 1),
     }
     return {name: np.asarray(v)[order] for name, v in table.items()}
+
+
+def log_odds_ratio(
+    k_a: Int[np.ndarray, " F"], n_a: int, k_b: Int[np.ndarray, " F"], n_b: int, prior: float = 0.5
+) -> tuple[Float[np.ndarray, " F"], Float[np.ndarray, " F"]]:
+    """Log odds ratio of "active" in group A (``k_a`` of ``n_a``) vs group B (``k_b`` of ``n_b``), with ``prior``
+    added to each of the four cells, and its z-score (log odds / Woolf standard error)."""
+    k_a, k_b = np.asarray(k_a, np.float64), np.asarray(k_b, np.float64)
+    a, b, c, d = k_a + prior, (n_a - k_a) + prior, k_b + prior, (n_b - k_b) + prior
+    log_odds = np.log(a) + np.log(d) - np.log(b) - np.log(c)
+    return log_odds, log_odds / np.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
+
+
+def fisher_test(
+    k_a: Int[np.ndarray, " F"], n_a: int, k_b: Int[np.ndarray, " F"], n_b: int,
+    alternative: Literal["greater", "two-sided"] = "two-sided",
+) -> Float[np.ndarray, " F"]:
+    """Fisher's exact test of the 2x2 tables ``[[k_a, n_a - k_a], [k_b, n_b - k_b]]``, one per feature.
+
+    Given the margins, A's active count is ``X ~ Hypergeometric(n_a + n_b, k_a + k_b, n_a)``. ``"greater"``: the
+    upper tail ``P[X >= k_a]`` (A has more); ``"two-sided"``: the total probability of the tables no more likely
+    than the observed one (as :func:`scipy.stats.fisher_exact`), found by a binary search over the unimodal
+    pmf on the other side of the mode, vectorised over features (O(F log n) pmf evaluations).
+    """
+    from scipy.stats import hypergeom
+
+    x = np.asarray(k_a, np.int64)
+    if not len(x):
+        return np.zeros(0)
+    M, K = n_a + n_b, x + np.asarray(k_b, np.int64)
+    upper = hypergeom.sf(x - 1, M, K, n_a)
+    if alternative == "greater":
+        return np.clip(upper, 0.0, 1.0)
+    lo, hi = np.maximum(0, n_a - (M - K)), np.minimum(K, n_a)
+    mode = np.clip(((n_a + 1) * (K + 1)) // (M + 2), lo, hi)
+    cut = hypergeom.logpmf(x, M, K, n_a) + np.log1p(1e-7)  # "no more likely than observed", with a tolerance
+    below = x < mode
+    # observed below the mode: the other tail starts at the first j in [mode, hi] with pmf(j) <= pmf(x)
+    j = _first_true(lambda v: hypergeom.logpmf(v, M, K, n_a) <= cut, mode, hi)
+    # observed at or above it: the other tail ends just before the first j in [lo, mode] with pmf(j) > pmf(x)
+    g = _first_true(lambda v: hypergeom.logpmf(v, M, K, n_a) > cut, lo, mode)
+    p = np.where(below, hypergeom.cdf(x, M, K, n_a) + hypergeom.sf(j - 1, M, K, n_a),
+                 upper + hypergeom.cdf(g - 1, M, K, n_a))
+    return np.clip(p, 0.0, 1.0)
+
+
+def _first_true(pred: Any, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per element, the first ``v`` in ``[lo, hi]`` where the monotone (False..True) ``pred`` holds, else
+    ``hi + 1``: a binary search run on all elements at once."""
+    left, right = lo.astype(np.int64), hi.astype(np.int64) + 1
+    while (left < right).any():
+        mid = (left + right) // 2
+        hit = pred(np.minimum(mid, hi))
+        open_ = left < right
+        right = np.where(open_ & hit, mid, right)
+        left = np.where(open_ & ~hit, mid + 1, left)
+    return left
+
+
+def bh(p: Float[np.ndarray, " F"]) -> Float[np.ndarray, " F"]:
+    """Benjamini–Hochberg q-values (empty in, empty out)."""
+    from scipy.stats import false_discovery_control
+
+    p = np.asarray(p, np.float64)
+    return false_discovery_control(p, method="bh") if len(p) else p
 
 
 def coverage(X: sp.csr_matrix, rows: Int[np.ndarray, " n"], threshold: float = 0.0) -> dict[str, float]:
