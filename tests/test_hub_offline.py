@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -250,10 +252,11 @@ def _gemma_scope_files(tmp: Path, layer: int, d_in: int = 32, d_sae: int = 48, b
             f"{folder}/params.safetensors": _safetensors(params, tmp)}, params
 
 
-def test_registry_gemma_scope_2_from_cache_offline(hub, tmp_path, tiny):
+def test_registry_gemma_scope_2_from_cache_offline(hub, tmp_path, tiny, caplog):
     """Gemma Scope 2 through sae-lens's ``gemma_3`` converter. sae-lens reads these SAEs' shapes with HTTP range
     requests that bypass the cache; mona answers them from the cached file, so the closed network is never
     asked."""
+    from mona.models import LoadedModel
     from mona.saes import load_sae
 
     files, params = _gemma_scope_files(tmp_path, layer=1)
@@ -263,6 +266,12 @@ def test_registry_gemma_scope_2_from_cache_offline(hub, tmp_path, tiny):
     x = torch.randn(5, 32)
     pre = x @ params["w_enc"] + params["b_enc"]
     assert torch.allclose(loaded.encode(x), torch.relu(pre) * (pre > params["threshold"]), atol=1e-5)
+
+    # an SAE of another model variant that happens to fit is loaded, with a warning naming both
+    it = LoadedModel(tiny.model, tiny.tokenizer, replace(tiny.identity, source="hub:google/gemma-3-1b-it"))
+    with caplog.at_level(logging.WARNING, logger="mona.saes"):
+        load_sae("registry:gemma-scope-2-1b-pt-res-all/layer_1_width_16k_l0_small", model=it)
+    assert "trained on google/gemma-3-1b-pt, but the model is google/gemma-3-1b-it" in caplog.text
 
 
 def _no_weights_loading(monkeypatch):

@@ -172,3 +172,22 @@ def test_resolve_sae_gives_one_identity_for_every_source(tmp_path, tiny):
         resolve_sae(tiny_sae(d_in=16), model=tiny)
     with pytest.raises(ArtifactMismatch, match="trained on hook"):
         resolve_sae(loaded, hook="blocks.0.hook_resid_post")
+
+
+def test_registry_refs_split_as_sae_lens_names_them():
+    """Release and id from a ``registry:`` spec, without the network: ids may hold slashes, a repo in sae-lens's
+    format is ``<org>/<repo>/<folder>``, and unknown releases or ids name the closest ones."""
+    from mona.saes import registry_ref
+
+    assert registry_ref("gemma-scope-2-1b-pt-res/layer_13_width_16k_l0_medium") == (
+        "gemma-scope-2-1b-pt-res", "layer_13_width_16k_l0_medium")
+    assert registry_ref("gemma-scope-2b-pt-res/embedding/width_4k/average_l0_6") == (
+        "gemma-scope-2b-pt-res", "embedding/width_4k/average_l0_6")
+    assert registry_ref("someone/tiny-saes/layers/1") == ("someone/tiny-saes", "layers/1")
+    with pytest.raises(ModelError, match=r"has no SAE 'layer_13_width_16k_l0_mediun' \(52 SAEs, e.g. "
+                                         r"layer_13_width_16k_l0_medium"):
+        registry_ref("gemma-scope-2-1b-pt-res/layer_13_width_16k_l0_mediun")
+    with pytest.raises(ModelError, match=r"unknown registry SAE .*\(close: gemma-scope-2-1b-pt-res"):
+        registry_ref("gemma-scope-2-1b-pt-rez/layer_13_width_16k_l0_medium")
+    with pytest.raises(ModelError, match="registry:<release>/<sae_id>"):
+        registry_ref("x/y")
