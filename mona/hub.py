@@ -43,12 +43,17 @@ def hub_cache_dir() -> Path:
 
 
 def cached_snapshot(repo_id: str, revision: str = "main") -> Path | None:
-    """The snapshot folder of ``repo_id`` at ``revision`` in the local hub cache, or None. Never uses the network."""
+    """The snapshot folder of ``repo_id`` at ``revision`` in the local hub cache, or None. Never uses the network.
+
+    Only ``config.json`` is asked for: a snapshot fetched in part (``hf download <repo> --exclude 'original/*'``)
+    is complete for mona when it holds what :func:`missing_model_files` looks for, whatever else the repo has.
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+        folder = snapshot_download(repo_id, revision=revision, local_files_only=True, allow_patterns=["config.json"])
+        return Path(folder)
     except (EntryNotFoundError, HFValidationError, FileNotFoundError, ValueError):
         return None
 

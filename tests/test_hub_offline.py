@@ -131,6 +131,20 @@ def test_official_name_loads_from_hub_cache_offline(hub, tmp_path):
     assert load_model("gpt2").identity == ident  # the same identity on every load
 
 
+def test_partly_downloaded_repo_resolves(hub, tmp_path):
+    """``hf download <repo> --exclude 'original/*'`` leaves huggingface_hub's tree listing naming files that are not
+    in the snapshot; the model is still complete for mona (config, weights, tokenizer are there)."""
+    from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
+
+    from mona.models import resolve_hub_model
+
+    files = _tiny_gpt2_files(tmp_path)
+    snapshot = put_in_cache(hub, "gpt2", files)
+    listing = {name: TreeCacheEntry(size=1, blob_id="0" * 40) for name in [*files, "original/consolidated.00.pth"]}
+    write_tree_cache(str(hub / "models--gpt2"), COMMIT, listing)
+    assert resolve_hub_model("gpt2") == ("gpt2", snapshot)
+
+
 def _no_model_loading(monkeypatch):
     from transformer_lens import HookedTransformer
 
