@@ -238,8 +238,6 @@ def embed(
     and settings is reused (finished shards are never recomputed); one made differently raises
     :class:`ArtifactMismatch`.
     """
-    from mona.activations import ActivationConfig, ActivationStats
-
     config = config or EmbedConfig()
     out_dir = Path(out_dir)
     if shard is not None:
@@ -260,15 +258,45 @@ def embed(
     cheap = _reuse_without_model(out_dir, model, samples, config, handle)
     if cheap is not None:
         return cheap
+    step = shard_step(model, handle, config)
+    return write_store(out_dir, step.request(samples), samples, step.config, step.compute, shard=shard,
+                       progress=progress)
+
+
+@dataclass
+class ShardStep:
+    """How the shards of a store are computed: what the manifest records about the model and SAE, and the
+    function that turns one shard's samples into its arrays. :func:`embed` runs it over a part's shards in one
+    process; :mod:`mona.distributed` builds one per worker."""
+
+    config: EmbedConfig
+    """The settings, hook resolved."""
+    model: dict[str, Any]
+    sae: dict[str, Any] | None
+    hooks: tuple[str, ...]
+    n_features: int
+    compute: Callable[[Sequence[Any]], tuple[dict[str, np.ndarray], int]]
+    """``compute(samples of one shard) -> (shard arrays, tokens read)``."""
+
+    def request(self, samples: Sequence[Any]) -> dict[str, Any]:
+        """The manifest a store of ``samples`` made by this step starts from."""
+        return store_request(samples, self.config, model=self.model, n_features=self.n_features, hooks=self.hooks,
+                             sae=self.sae)
+
+
+def shard_step(model: Any, sae: Any, config: EmbedConfig, *, device: str = "cpu") -> ShardStep:
+    """The step of modes ``sae``/``dense``/``layers``: ``model`` is a name/folder (loaded here, on ``device``) or
+    a ``LoadedModel``; ``sae`` anything :func:`mona.saes.resolve_sae` takes (``None`` unless mode ``sae``)."""
+    from mona.activations import ActivationConfig, ActivationStats
 
     loaded = model
     if isinstance(model, (str, Path)):
         from mona.models import load_model
 
-        loaded = load_model(str(model))
+        loaded = load_model(str(model), device=device)
+    handle = resolve_sae(sae, model=loaded, hook=config.hook, device=device) if config.mode == "sae" else None
+    config = _resolve_hook(config, handle)
     hooks, n_features = _hooks_and_width(config, loaded, handle)
-    request = store_request(samples, config, model=loaded.identity.to_dict(), n_features=n_features, hooks=hooks,
-                            sae=handle.identity.to_dict() if handle is not None else None)
     act_config = ActivationConfig(hooks=hooks, max_tokens=config.max_tokens, batch_tokens=config.batch_tokens,
                                   window=max(config.shard_size, 1))
     stats = ActivationStats()
@@ -277,7 +305,8 @@ def embed(
         before = stats.tokens
         return _embed_shard(loaded, handle, part, config, act_config, stats), stats.tokens - before
 
-    return write_store(out_dir, request, samples, config, compute, shard=shard, progress=progress)
+    return ShardStep(config, loaded.identity.to_dict(), handle.identity.to_dict() if handle is not None else None,
+                     tuple(hooks), n_features, compute)
 
 
 def write_store(out_dir: Path, request: dict[str, Any], samples: Sequence[Any], config: EmbedConfig,
@@ -286,27 +315,40 @@ def write_store(out_dir: Path, request: dict[str, Any], samples: Sequence[Any], 
     """The resumable shard loop every mode shares: create (or check) the store ``request`` describes, run
     ``compute(samples of shard k) -> (shard arrays, tokens read)`` for this part's unfinished shards, and
     finalize once every shard is done. ``compute`` is never called when nothing is left to do."""
+    todo = pending_shards(out_dir, request, samples, config, shard=shard)
+    total = sum(min(config.shard_size, len(samples) - k * config.shard_size) for k in todo)
+    bar = tqdm(total=total, desc=f"embed {config.mode}", unit="sample", disable=not progress or not todo)
+    for k in todo:
+        bar.update(run_shard(out_dir, k, samples[k * config.shard_size:(k + 1) * config.shard_size], config, compute))
+    bar.close()
+    if all(_shard_ok(out_dir, k, config.storage, verify=False) for k in range(request["n_shards"])):
+        return finalize(out_dir)
+    log.info("store %s: part %s done; finalize once every part has run", out_dir, shard)
+    return open_store(out_dir, allow_incomplete=True)
+
+
+def pending_shards(out_dir: Path, request: dict[str, Any], samples: Sequence[Any], config: EmbedConfig, *,
+                   shard: tuple[int, int] | None = None) -> list[int]:
+    """Create the store ``request`` describes (or check that the one at ``out_dir`` is the same) and return the
+    shards of this part that are not done yet (damaged ones are discarded, to be recomputed)."""
     manifest = _open_or_create(out_dir, request, samples, config)
-    n_shards = manifest["n_shards"]
-    mine = [k for k in range(n_shards) if shard is None or k % shard[1] == shard[0]]
+    mine = [k for k in range(manifest["n_shards"]) if shard is None or k % shard[1] == shard[0]]
     todo = [k for k in mine if not _shard_ok(out_dir, k, config.storage)]
     if len(todo) < len(mine):
         log.info("store %s: %d of %d shards already done, computing %d", out_dir, len(mine) - len(todo),
                  len(mine), len(todo))
-    total = sum(min(config.shard_size, len(samples) - k * config.shard_size) for k in todo)
-    bar = tqdm(total=total, desc=f"embed {config.mode}", unit="sample", disable=not progress or not todo)
-    for k in todo:
-        lo, hi = k * config.shard_size, min((k + 1) * config.shard_size, len(samples))
-        start = time.perf_counter()
-        arrays, tokens = compute(samples[lo:hi])
-        write_shard(out_dir, k, arrays, config.storage)
-        _log_timing(out_dir, k, hi - lo, tokens, time.perf_counter() - start)
-        bar.update(hi - lo)
-    bar.close()
-    if all(_shard_ok(out_dir, k, config.storage, verify=False) for k in range(n_shards)):
-        return finalize(out_dir)
-    log.info("store %s: part %s done; finalize once every part has run", out_dir, shard)
-    return open_store(out_dir, allow_incomplete=True)
+    return todo
+
+
+def run_shard(out_dir: Path, k: int, part: Sequence[Any], config: EmbedConfig,
+              compute: Callable[[Sequence[Any]], tuple[dict[str, np.ndarray], int]]) -> int:
+    """Compute shard ``k`` from its samples ``part``, write it (file, then marker) and its timing log; return
+    its row count."""
+    start = time.perf_counter()
+    arrays, tokens = compute(part)
+    write_shard(out_dir, k, arrays, config.storage)
+    _log_timing(out_dir, k, len(part), tokens, time.perf_counter() - start)
+    return len(part)
 
 
 def _resolve_hook(config: EmbedConfig, handle: LoadedSAE | None) -> EmbedConfig:
