@@ -1,16 +1,19 @@
-"""Nearest-neighbour search over a store's embeddings with FAISS, scored exactly on the codes themselves.
+"""Nearest-neighbour indexes (FAISS) over the vectors selection compares, with exact scores on the vectors.
 
 Similarity is cosine: inner product of L2-normalised vectors. Two index kinds:
 
-* ``flat``: ``IndexFlatIP`` over the normalised (densified) vectors: exact, used whenever ``n * width * 4`` bytes
-  fit under ``flat_max_bytes``.
-* ``ivf``: for larger pools, the normalised vectors are projected to at most 1024 dimensions (a random
-  orthonormal projection, or PCA for narrow dense embeddings) and indexed with IVF + 8-bit scalar quantisation.
-  That index only proposes ``k * rerank`` candidates; they are re-ranked by their exact cosine on the stored
-  sparse codes, so returned scores are always exact.
+* ``flat``: ``IndexFlatIP`` over the normalised (densified) vectors: exact; ``auto`` picks it while
+  ``n * width * 4`` bytes fit under ``flat_max_bytes``.
+* ``ivf``: above that, the normalised vectors are projected to at most 1024 dimensions (a random projection for
+  wide sparse codes, applied on the sparse rows; PCA or a random rotation for dense ones) and indexed with IVF +
+  8-bit scalar quantisation. The index only proposes candidates (``k * rerank`` per query, or pairs above
+  ``threshold - margin`` for range searches); they are re-ranked by their exact cosine on the vectors
+  themselves, so returned scores are always exact and only recall is approximate.
 
-The index is saved beside its store (``<store>/index/index.faiss`` via ``faiss.write_index`` + ``index.json``)
-and refused if the store it was built on has changed.
+An index is built from a :class:`Vectors` source, streamed block by block (a store's memory-mapped shards are
+never loaded whole), and saved beside its store as ``<store>/index/<space>/`` (``index.faiss`` +
+``index.json``: kind, config, store fingerprint, the space it indexes, checksum). :func:`index_for` loads it,
+or rebuilds it with a logged reason when the store changed, it indexes another space, or the file is corrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -28,14 +32,16 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from mona.errors import ArtifactMismatch, MonaError
-from mona.io import atomic_write, atomic_write_json
-from mona.store import Store, pool_fingerprint
+from mona.io import atomic_write, atomic_write_json, json_hash, sha256_file
+from mona.store import DENSE_MODES, Store, pool_fingerprint
 
 log = logging.getLogger(__name__)
 
 IndexKind = Literal["auto", "flat", "ivf"]
 Projection = Literal["random", "pca"]
 INDEX_DIR = "index"
+CODES_SPACE: dict[str, Any] = {"vectors": "codes"}
+"""The space ``mona embed --index`` indexes: the store's own vectors (SAE codes or dense vectors), unweighted."""
 
 
 @dataclass
@@ -49,15 +55,19 @@ class IndexConfig:
     dims: int = 256
     """``ivf``: dimensions after projection (at most 1024; wider vectors are projected down)."""
     projection: Projection = "random"
-    """``ivf``: ``random`` orthonormal projection (any width) or ``pca`` (trained; for widths <= 4096)."""
+    """``ivf``: ``random`` projection (any width) or ``pca`` (trained; dense vectors of width <= 4096)."""
     nlist: int | None = None
     """``ivf``: number of inverted lists; default about 4·sqrt(n)."""
     nprobe: int = 32
     """``ivf``: lists visited per query."""
     rerank: int = 10
-    """``ivf``: candidates per query = k · rerank, re-ranked exactly on the codes."""
+    """``ivf``: candidates per query = k · rerank, re-ranked exactly on the vectors."""
+    margin: float = 0.1
+    """``ivf`` range searches: candidates down to ``threshold - margin`` (approximate scores) are checked exactly."""
     train_size: int = 50_000
     """``ivf``: at most this many vectors train the projection and the coarse quantiser."""
+    recall_queries: int = 16
+    """``ivf``: queries whose exact top-k is computed by brute force to measure recall (0 disables)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -69,15 +79,17 @@ class IndexConfig:
             raise MonaError(f"index dims must be in 1..1024; got {self.dims}")
         if self.rerank < 1 or self.nprobe < 1:
             raise MonaError("index rerank and nprobe must be >= 1")
+        if not 0.0 <= self.margin < 1.0:
+            raise MonaError(f"index margin must be in [0, 1); got {self.margin}")
 
 
 def normalize_rows(x: sp.csr_matrix | np.ndarray) -> sp.csr_matrix | np.ndarray:
     """L2-normalise rows (zero rows stay zero), float32."""
     if sp.issparse(x):
         x = sp.csr_matrix(x, dtype=np.float32)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1), dtype=np.float64).ravel())
         scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
-        return sp.diags(scale) @ x
+        return sp.csr_matrix(sp.diags(scale) @ x)
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
@@ -87,34 +99,118 @@ def _dense(x: Any) -> np.ndarray:
     return np.ascontiguousarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
 
 
-def _blocks(source: Store | sp.csr_matrix | np.ndarray, size: int = 1024):
-    if isinstance(source, Store):
-        yield from source.iter_codes()
-        return
-    for start in range(0, source.shape[0], size):
-        yield start, source[start : start + size]
+# --------------------------------------------------------------------------------------------------------
+# What an index is built over
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Vectors:
+    """Row vectors an index is built over: streamed in blocks to build it, gathered by row to re-rank.
+
+    ``source`` is a CSR matrix, a dense array, or a store (read shard by shard through its memory maps);
+    ``transform`` maps a block of raw rows to the compared vectors (feature weights, binarising), row-wise."""
+
+    source: Any
+    transform: Callable[[Any], Any] | None = None
+    block: int = 65_536
+
+    @property
+    def n(self) -> int:
+        return int(self.source.n if isinstance(self.source, Store) else self.source.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.source.n_features if isinstance(self.source, Store) else self.source.shape[1])
+
+    @property
+    def sparse(self) -> bool:
+        if isinstance(self.source, Store):
+            return self.source.mode not in DENSE_MODES
+        return sp.issparse(self.source)
+
+    def _t(self, x: Any) -> Any:
+        return self.transform(x) if self.transform is not None else x
+
+    def blocks(self) -> Iterator[tuple[int, Any]]:
+        """(first row, block) in row order: CSR blocks for sparse vectors, float32 arrays for dense ones."""
+        if isinstance(self.source, Store):
+            if self.source.mode in DENSE_MODES:
+                for start, arrays in self.source.iter_shards():
+                    yield start, self._t(np.asarray(arrays["dense"], np.float32))
+                return
+            for start, codes in self.source.iter_codes():
+                for a, block in _split(codes, self.block):
+                    yield start + a, self._t(block)
+            return
+        for a in range(0, self.n, self.block):
+            yield a, self._t(self.source[a : a + self.block])
+
+    def rows(self, rows: np.ndarray) -> Any:
+        """The vectors of ``rows`` (in that order)."""
+        if isinstance(self.source, Store):
+            x = self.source.rows(rows)
+            return self._t(x.toarray() if not self.sparse else x)
+        return self._t(self.source[np.asarray(rows, np.int64)])
+
+    def all(self) -> Any:
+        """Every vector at once (small sources only)."""
+        parts = [b for _, b in self.blocks()]
+        if not parts:
+            return np.zeros((0, self.width), np.float32)
+        return sp.vstack(parts, format="csr") if sp.issparse(parts[0]) else np.concatenate(parts)
+
+
+def _split(x: Any, size: int) -> Iterator[tuple[int, Any]]:
+    for a in range(0, x.shape[0], size):
+        yield a, x[a : a + size]
+
+
+def as_vectors(source: Any) -> Vectors:
+    return source if isinstance(source, Vectors) else Vectors(source)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The index
+# --------------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class Index:
-    """A FAISS index over one store (or matrix) of embeddings."""
+    """A FAISS index over one set of row vectors, scored exactly on them."""
 
     faiss_index: Any
     config: IndexConfig
     kind: str
     n: int
     width: int
-    source: Store | sp.csr_matrix | np.ndarray | None = None
-    """Where exact codes are read for re-ranking (the store, loaded lazily)."""
+    vectors: Vectors | None = None
+    """Where exact vectors are read for re-ranking."""
     store_key: str | None = None
+    space: dict[str, Any] = field(default_factory=lambda: dict(CODES_SPACE))
+    projection: np.ndarray | None = None
+    """``ivf`` over wide sparse vectors: the (width, dims) projection applied before the index."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """How it was obtained (built or loaded, seconds, recall), for ``selection.json``."""
 
-    def _exact_codes(self) -> sp.csr_matrix:
-        if not hasattr(self, "_codes"):
-            if self.source is None:
-                raise MonaError("this index has no source codes attached for exact re-ranking")
-            codes = self.source.codes() if isinstance(self.source, Store) else self.source
-            self._codes = normalize_rows(sp.csr_matrix(codes, dtype=np.float32))
-        return self._codes
+    def prepare(self, x: Any) -> np.ndarray:
+        """Normalised vectors as the FAISS index takes them (projected for ``ivf`` over wide sparse codes)."""
+        x = normalize_rows(x)
+        if self.projection is not None:
+            return np.ascontiguousarray(np.asarray(x @ self.projection, np.float32))
+        return _dense(x)
+
+    def _exact(self, rows: np.ndarray) -> Any:
+        if self.vectors is None:
+            raise MonaError("this index has no vectors attached for exact re-ranking")
+        return normalize_rows(self.vectors.rows(rows))
+
+    def _ivf(self) -> Any:
+        import faiss
+
+        ivf = faiss.extract_index_ivf(self.faiss_index)
+        ivf.nprobe = min(self.config.nprobe, ivf.nlist)
+        return ivf
 
     def search(self, queries: Any, k: int) -> tuple[Float[np.ndarray, "q k"], np.ndarray]:
         """Top-``k`` rows by cosine for each query (CSR, dense array or Store): (scores, rows), row -1 = none."""
@@ -122,31 +218,88 @@ class Index:
             queries = queries.codes()
         if queries.shape[1] != self.width:
             raise ArtifactMismatch(f"queries have width {queries.shape[1]}, the index holds width {self.width}")
+        if int(k) > self.n:
+            raise MonaError(f"k={k} is larger than the indexed vectors ({self.n})")
+        k = int(k)
         q = normalize_rows(queries if sp.issparse(queries) else np.asarray(queries, dtype=np.float32))
-        k = min(k, self.n)
         if self.kind == "flat":
-            scores, rows = self.faiss_index.search(_dense(q), k)
-            return scores, rows
-        import faiss
-
-        faiss.extract_index_ivf(self.faiss_index).nprobe = self.config.nprobe
+            return self.faiss_index.search(_dense(q), k)
+        self._ivf()
         want = min(self.n, k * self.config.rerank)
         scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
         rows = np.full((q.shape[0], k), -1, dtype=np.int64)
-        codes = self._exact_codes()
-        for start, block in _blocks(q, 256):
-            _, cand = self.faiss_index.search(_dense(block), want)
+        for start in range(0, q.shape[0], 256):
+            block = q[start : start + 256]
+            _, cand = self.faiss_index.search(self.prepare(block), want)
+            union = np.unique(cand[cand >= 0])
+            X = self._exact(union)
             for j in range(cand.shape[0]):
                 c = cand[j][cand[j] >= 0]
                 if not len(c):
                     continue
-                qrow = block[j]
-                exact = np.asarray((codes[c] @ qrow.T).todense() if sp.issparse(qrow) else codes[c] @ qrow.T)
-                exact = exact.ravel().astype(np.float32)
-                top = np.argsort(-exact, kind="stable")[:k]
+                sub = X[np.searchsorted(union, c)]
+                exact = np.asarray(sub @ _dense(block[j]).ravel(), np.float32).ravel()
+                top = np.lexsort((c, -exact))[:k]
                 scores[start + j, : len(top)] = exact[top]
                 rows[start + j, : len(top)] = c[top]
         return scores, rows
+
+    def pairs(self, threshold: float, rows: np.ndarray | None = None,
+              progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pair ``(i, j)``, ``i`` in ``rows`` (default all), ``j != i``, with exact cosine >= ``threshold``:
+        (i, j, cosine). ``ivf`` finds candidates above ``threshold - margin`` on approximate scores."""
+        if self.vectors is None:
+            raise MonaError("this index has no vectors attached for range searches")
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, np.int64)
+        radius = threshold if self.kind == "flat" else threshold - self.config.margin
+        if self.kind == "ivf":
+            self._ivf()
+        out_i, out_j, out_s = [], [], []
+        bar = tqdm(total=len(rows), desc="neighbours", unit="row", disable=not progress or len(rows) < 20_000)
+        step = 4096
+        for a in range(0, len(rows), step):
+            r = rows[a : a + step]
+            Q = self._exact(r)
+            lims, _, cand = self.faiss_index.range_search(self.prepare(Q), float(radius) - 1e-6)
+            qi = np.repeat(np.arange(len(r)), np.diff(lims).astype(np.int64))
+            keep = cand != r[qi]
+            qi, cand = qi[keep], cand[keep]
+            if len(cand):
+                C = self._exact(cand)
+                sims = _row_dots(Q[qi] if sp.issparse(Q) else Q[qi], C)
+                ok = sims >= threshold
+                out_i.append(r[qi[ok]])
+                out_j.append(cand[ok])
+                out_s.append(sims[ok])
+            bar.update(len(r))
+        bar.close()
+        if not out_i:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return np.concatenate(out_i), np.concatenate(out_j).astype(np.int64), np.concatenate(out_s)
+
+    def lists(self) -> np.ndarray:
+        """``ivf``: (n,) the inverted list of every row."""
+        import faiss
+
+        ivf = self._ivf()
+        owner = np.full(self.n, -1, np.int64)
+        inv = ivf.invlists
+        for lst in range(ivf.nlist):
+            size = inv.list_size(lst)
+            if size:
+                ids = faiss.rev_swig_ptr(inv.get_ids(lst), size).copy()
+                owner[ids] = lst
+        return owner
+
+    def probe(self, queries: Any, nprobe: int) -> np.ndarray:
+        """``ivf``: (q, nprobe) the lists nearest to each query."""
+        import faiss
+
+        x = self.prepare(queries)
+        if isinstance(self.faiss_index, faiss.IndexPreTransform):
+            x = self.faiss_index.apply_chain(x.shape[0], x)
+        _, lists = self._ivf().quantizer.search(np.ascontiguousarray(x, np.float32), nprobe)
+        return lists
 
     def save(self, folder: str | Path) -> Path:
         import faiss
@@ -154,82 +307,179 @@ class Index:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / "index.faiss", lambda tmp: faiss.write_index(self.faiss_index, str(tmp)))
+        if self.projection is not None:
+            atomic_write(folder / "projection.npy", lambda tmp: _save_npy(tmp, self.projection))
         meta = {"config": asdict(self.config), "kind": self.kind, "n": self.n, "width": self.width,
-                "store": self.store_key}
+                "store": self.store_key, "space": self.space, "sha256": sha256_file(folder / "index.faiss"),
+                "projection": self.projection is not None, "recall": self.info.get("recall")}
         atomic_write_json(folder / "index.json", meta)
         return folder
 
 
-def build_index(source: Store | sp.csr_matrix | np.ndarray, config: IndexConfig | None = None, *,
-                save: bool = True, progress: bool = True) -> Index:
-    """Build an index over a store's embeddings (saved to ``<store>/index/``) or over a matrix."""
+def _save_npy(tmp: Path, a: np.ndarray) -> None:
+    with open(tmp, "wb") as handle:
+        np.save(handle, a, allow_pickle=False)
+
+
+def _row_dots(A: Any, B: Any) -> np.ndarray:
+    """Row-wise dot products of two equally long stacks of rows (sparse or dense)."""
+    if sp.issparse(A) and sp.issparse(B):
+        return np.asarray(A.multiply(B).sum(axis=1), np.float64).ravel()
+    return np.einsum("ij,ij->i", _dense(A), _dense(B)).astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Building, saving, loading
+# --------------------------------------------------------------------------------------------------------
+
+
+def choose_kind(n: int, width: int, config: IndexConfig) -> str:
+    if config.kind != "auto":
+        return config.kind
+    return "flat" if n * width * 4 <= config.flat_max_bytes else "ivf"
+
+
+def build_index(source: Any, config: IndexConfig | None = None, *, save: bool = True, progress: bool = True,
+                space: dict[str, Any] | None = None, kind: str | None = None, store: Store | None = None) -> Index:
+    """Build an index over a store's vectors, a matrix or :class:`Vectors` (``space`` of ``store``, the store
+    itself by default); with a store it is saved as ``<store>/index/<space>/``."""
+    import time
+
     import faiss
 
+    t0 = time.perf_counter()
     config = config or IndexConfig()
     if isinstance(source, Store) and source.mode == "layers":
         raise MonaError(f"store {source.path} holds per-layer activations (mode 'layers'); nothing to index")
-    n, width = (source.n, source.n_features) if isinstance(source, Store) else source.shape
-    kind = config.kind
-    if kind == "auto":
-        kind = "flat" if n * width * 4 <= config.flat_max_bytes else "ivf"
+    vectors = as_vectors(source)
+    n, width = vectors.n, vectors.width
+    kind = kind or choose_kind(n, width, config)
+    if n < 1:
+        raise MonaError("cannot index an empty set of vectors")
+    projection = None
     if kind == "flat":
         index = faiss.IndexFlatIP(width)
     else:
-        index = _ivf(source, n, width, config)
+        index, projection = _ivf(vectors, n, width, config)
+    built = Index(index, config, kind, n, width, vectors, None, dict(space or CODES_SPACE), projection)
     bar = tqdm(total=n, desc=f"index {kind}", unit="vec", disable=not progress)
-    for _, block in _blocks(source):
-        index.add(_dense(normalize_rows(block)))
+    for _, block in vectors.blocks():
+        index.add(built.prepare(block))
         bar.update(block.shape[0])
     bar.close()
-    store_key = pool_fingerprint(source) if isinstance(source, Store) else None
-    built = Index(index, config, kind, n, width, source, store_key)
-    if save and isinstance(source, Store):
-        built.save(source.path / INDEX_DIR)
-    log.info("index: %s over %d vectors of width %d", kind, n, width)
+    store = store if store is not None else vectors.source if isinstance(vectors.source, Store) else None
+    built.store_key = pool_fingerprint(store) if store is not None else None
+    built.info = {"kind": kind, "n": n, "width": width, "built": True, "build_s": round(time.perf_counter() - t0, 3)}
+    if kind == "ivf":
+        built.info.update(nlist=int(faiss.extract_index_ivf(index).nlist), nprobe=config.nprobe,
+                          rerank=config.rerank, dims=int(min(config.dims, width)))
+    if save and store is not None:
+        built.save(index_folder(store, built.space))
+    log.info("index: %s over %d vectors of width %d in %.1f s", kind, n, width, built.info["build_s"])
     return built
 
 
-def _ivf(source: Any, n: int, width: int, config: IndexConfig) -> Any:
+def _ivf(vectors: Vectors, n: int, width: int, config: IndexConfig) -> tuple[Any, np.ndarray | None]:
     import faiss
 
     dims = min(config.dims, width)
     nlist = config.nlist or int(4 * math.sqrt(n))
     nlist = max(1, min(nlist, n // 39 if n >= 39 else 1))
+    rng = np.random.default_rng(config.seed)
+    projection = None
+    if vectors.sparse and dims < width:  # project the sparse rows directly (never densify 16k-wide codes)
+        projection = (rng.standard_normal((width, dims)) / math.sqrt(dims)).astype(np.float32)
     train: list[np.ndarray] = []
     taken = 0
-    for _, block in _blocks(source):  # the first train_size vectors (stores are in input order)
-        train.append(_dense(normalize_rows(block)))
+    probe = Index(None, config, "ivf", n, width, vectors, projection=projection)
+    for _, block in vectors.blocks():  # the first train_size vectors (stores are in input order)
+        train.append(probe.prepare(block))
         taken += block.shape[0]
         if taken >= config.train_size:
             break
     xt = np.concatenate(train)[: config.train_size]
-    if dims < width:
-        if config.projection == "pca" and width <= 4096:
-            transform = faiss.PCAMatrix(width, dims)
+    in_dims = xt.shape[1]
+    transform = None
+    if in_dims > dims:
+        if config.projection == "pca" and in_dims <= 4096:
+            transform = faiss.PCAMatrix(in_dims, dims)
         else:
-            transform = faiss.RandomRotationMatrix(width, dims)
+            transform = faiss.RandomRotationMatrix(in_dims, dims)
             transform.init(config.seed)
     quantizer = faiss.IndexFlatIP(dims)
     ivf = faiss.IndexIVFScalarQuantizer(quantizer, dims, nlist, faiss.ScalarQuantizer.QT_8bit,
                                         faiss.METRIC_INNER_PRODUCT)
     ivf.cp.seed = config.seed
-    index = faiss.IndexPreTransform(transform, ivf) if dims < width else ivf
+    index = faiss.IndexPreTransform(transform, ivf) if transform is not None else ivf
     index.train(xt)
-    return index
+    return index, projection
 
 
-def load_index(store: Store, config_check: bool = True) -> Index:
-    """Load ``<store>/index/``; raises :class:`ArtifactMismatch` if it was built on a different store."""
+def index_folder(store: Store, space: dict[str, Any] | None = None) -> Path:
+    space = dict(space or CODES_SPACE)
+    name = str(space.get("vectors", "codes"))
+    if space != CODES_SPACE:
+        name += "-" + json_hash(space, short=8)
+    return store.path / INDEX_DIR / name
+
+
+def load_index(store: Store, space: dict[str, Any] | None = None, config_check: bool = True,
+               vectors: Vectors | None = None) -> Index:
+    """Load ``<store>/index/<space>/``; one-line errors when it is missing, corrupted, built on a different
+    store (:class:`ArtifactMismatch`) or over another space."""
     import faiss
 
-    folder = store.path / INDEX_DIR
+    space = dict(space or CODES_SPACE)
+    folder = index_folder(store, space)
     if not (folder / "index.json").exists():
-        raise MonaError(f"store {store.path} has no index; build one with mona.index.build_index(store)")
-    meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    if config_check and meta["store"] != pool_fingerprint(store):
+        raise MonaError(f"store {store.path} has no index in {folder.name}; build one with mona.index.build_index")
+    try:
+        meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise MonaError(f"the index in {folder} is corrupted (unreadable index.json); rebuild it") from None
+    if config_check and meta.get("store") != pool_fingerprint(store):
         raise ArtifactMismatch(f"the index in {folder} was built on a different store; rebuild it")
-    return Index(faiss.read_index(str(folder / "index.faiss")), IndexConfig(**meta["config"]), meta["kind"],
-                 int(meta["n"]), int(meta["width"]), store, meta["store"])
+    if meta.get("space", CODES_SPACE) != space:
+        raise ArtifactMismatch(f"the index in {folder} indexes {meta.get('space')}, not {space}; rebuild it")
+    path = folder / "index.faiss"
+    if not path.exists() or (meta.get("sha256") and sha256_file(path) != meta["sha256"]):
+        raise MonaError(f"the index in {folder} is corrupted (index.faiss missing or not matching its checksum)")
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError:
+        raise MonaError(f"the index in {folder} is corrupted (FAISS cannot read index.faiss); rebuild it") from None
+    projection = None
+    if meta.get("projection"):
+        projection = np.load(folder / "projection.npy", allow_pickle=False)
+    if index.ntotal != int(meta["n"]) or int(meta["n"]) != store.n:
+        raise MonaError(f"the index in {folder} holds {index.ntotal} vectors, the store {store.n}; rebuild it")
+    out = Index(index, IndexConfig(**meta["config"]), meta["kind"], int(meta["n"]), int(meta["width"]),
+                vectors or Vectors(store), meta["store"], space, projection)
+    out.info = {"kind": out.kind, "n": out.n, "width": out.width, "built": False, "recall": meta.get("recall")}
+    if out.kind == "ivf":
+        out.info.update(nlist=int(faiss.extract_index_ivf(index).nlist), nprobe=out.config.nprobe,
+                        rerank=out.config.rerank)
+    return out
+
+
+def index_for(store: Store | None, vectors: Vectors, space: dict[str, Any], config: IndexConfig,
+              kind: str, progress: bool = True) -> Index:
+    """The index over ``vectors`` (the ``space`` of ``store``): loaded from beside the store when it is there and
+    still valid, else built (and saved beside the store); every rebuild logs why."""
+    if store is not None:
+        folder = index_folder(store, space)
+        if (folder / "index.json").exists():
+            try:
+                index = load_index(store, space, vectors=vectors)
+                if index.kind == kind:
+                    index.config.nprobe, index.config.rerank = config.nprobe, config.rerank
+                    if kind == "ivf":
+                        index.info.update(nprobe=config.nprobe, rerank=config.rerank)
+                    return index
+                log.warning("rebuilding the index in %s: it is %s, %s was asked for", folder, index.kind, kind)
+            except MonaError as exc:
+                log.warning("rebuilding the index in %s: %s", folder, exc)
+    return build_index(vectors, config, progress=progress, space=space, kind=kind, store=store)
 
 
 def exact_search(codes: Any, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -69,7 +69,7 @@ def test_saved_beside_store_and_reloaded(tmp_path, tiny):
     store = embed(samples, model=tiny, sae=sae, config=EmbedConfig(hook="blocks.1.hook_resid_post"),
                   out_dir=tmp_path / "s", progress=False)
     built = build_index(store, progress=False)
-    assert (tmp_path / "s" / "index" / "index.faiss").exists()
+    assert (tmp_path / "s" / "index" / "codes" / "index.faiss").exists()
     loaded = load_index(store)
     s1, r1 = built.search(store, 3)
     s2, r2 = loaded.search(store, 3)

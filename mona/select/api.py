@@ -10,6 +10,7 @@ import numpy as np
 
 from mona.errors import MonaError
 from mona.select.config import SelectConfig
+from mona.select.dedup import apply_dedup
 from mona.select.inputs import as_groups, check_samples, open_any, sample_groups, store_path
 from mona.select.methods import get_method
 from mona.select.methods.base import Context, Method
@@ -61,6 +62,9 @@ def select(
     size = len(pool.ids) if pool is not None else len(pool_samples)
     n = cfg.budget(size)
     ctx, keep = _steered_context(method, cfg, pool, pool_samples, n, sae)
+    dedup = None
+    if cfg.dedup is not None:
+        ctx, keep, dedup = apply_dedup(ctx, keep, pool, pool_samples)
     groups = _target_groups(method, cfg, target, target_samples)
     if cfg.target_features:
         if method.target != "store":
@@ -75,7 +79,11 @@ def select(
     ids = [str(i) for i in pool.ids] if pool is not None else [str(s.id) for s in pool_samples]
     rows = np.asarray(picked.rows, np.int64)
     info = dict(picked.info)
-    if keep is not None:
+    if dedup is not None:
+        info["dedup"] = dedup
+    if "index" in ctx.cache:
+        info["index"] = ctx.cache["index"]
+    if keep is not None and steers(cfg):
         info["steering"] = {"kept": int(len(keep)), "dropped": int(size - len(keep))}
     info.update(
         counts={"pool": size, "requested": n, "selected": int(len(rows)),

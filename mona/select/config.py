@@ -21,6 +21,7 @@ from mona.errors import MonaError
 COMMON_FIELDS = (
     "method", "n", "ratio", "seed", "targets", "quotas", "top_features",
     "exclude_features", "require_features", "boost_features", "target_features", "steer_threshold",
+    "index", "dedup",
 )
 
 
@@ -56,6 +57,13 @@ class SelectConfig:
     steer_threshold: float = 0.0
     """A feature counts as active for ``exclude_features``/``require_features`` when its pooled code is above
     this."""
+    index: Literal["auto", "exact", "ivf", "none"] = "auto"
+    """How neighbour queries run (``aggregate="max"``, kcenter, simscale, ``dedup``): ``exact`` (a flat FAISS index,
+    or sparse products for wide codes), ``ivf`` (the store's compressed index, exact re-ranking), ``none`` (brute
+    force); ``auto``: exact up to 20,000 rows or while the vectors fit a flat index, else ivf."""
+    dedup: float | None = None
+    """Before selecting, drop every sample whose cosine similarity to an earlier (lower-row) kept sample is at
+    least this (near-duplicate removal; the first of each group stays). ``None`` keeps all."""
     options: Any = None
     """The method's own options (its ``Options`` dataclass, or a dict of its fields); ``None`` = its defaults."""
 
@@ -77,6 +85,10 @@ class SelectConfig:
             self.quotas = tuple(float(q) for q in self.quotas)
             if not self.quotas or min(self.quotas) < 0 or sum(self.quotas) <= 0:
                 raise MonaError(f"quotas must be non-negative with a positive sum, got {self.quotas}")
+        if self.index not in ("auto", "exact", "ivf", "none"):
+            raise MonaError(f"index must be one of auto, exact, ivf, none; got {self.index!r}")
+        if self.dedup is not None and not 0.0 < float(self.dedup) <= 1.0:
+            raise MonaError(f"dedup must be a cosine threshold in (0, 1], got {self.dedup!r}")
         if self.top_features < 0:
             raise MonaError(f"top_features must be >= 0, got {self.top_features}")
         from mona.select.steer import normalise_ids, normalise_spec

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mona.errors import ArtifactMismatch, MonaError
-from mona.select.inputs import stack_codes
+from mona.select.inputs import binarize_codes, stack_codes
 from mona.select.similarity import (
     normalize_rows,
     row_norms,
@@ -81,11 +81,8 @@ class PoolMatrices:
         if cfg.feature_weights == "none" and cfg.max_feature_share >= 1.0 and self.boost is None:
             return None
         if self._weights is None:
-            X = self.codes()
-            active = X.data > cfg.active_threshold
-            df = np.bincount(X.indices[active], minlength=X.shape[1]).astype(np.float64)
-            n = X.shape[0]
-            w = np.ones(X.shape[1])
+            df, n = self.feature_counts()
+            w = np.ones(len(df))
             if cfg.feature_weights == "idf":
                 w = np.log((1.0 + n) / (1.0 + df)) + 1.0
             if cfg.max_feature_share < 1.0:
@@ -94,6 +91,24 @@ class PoolMatrices:
                 w = w * self.boost
             self._weights = w.astype(np.float32)
         return self._weights
+
+    def width(self) -> int:
+        """Number of features of the pool's codes (from a store's manifest when the codes are not loaded)."""
+        if self._codes is None and hasattr(self.store, "iter_codes"):
+            return int(self.store.n_features)
+        return int(self.codes().shape[1])
+
+    def feature_counts(self) -> tuple[np.ndarray, int]:
+        """(F,) in how many pool samples each feature is active, and the pool size; a store's shards are streamed
+        when its codes are not loaded."""
+        cfg = self.config
+        stream = self._codes is None and hasattr(self.store, "iter_codes")
+        df, n = np.zeros(self.width(), np.float64), 0
+        for _, X in self.store.iter_codes() if stream else [(0, self.codes())]:
+            X = binarize_codes(X, cfg.active_threshold) if stream and cfg.binarize else X
+            df += np.bincount(X.indices[X.data > cfg.active_threshold], minlength=len(df))
+            n += X.shape[0]
+        return df, n
 
     def weighted_codes(self) -> sp.csr_matrix:
         """(n, F) pool codes times :meth:`feature_weights` (zeroed features removed), for target scoring."""
@@ -120,7 +135,7 @@ class PoolMatrices:
         prototype."""
         cfg = self.config
         T = stack_codes(group, cfg.binarize, cfg.active_threshold)
-        width = self.codes().shape[1]
+        width = self.width()
         if T.shape[1] != width:
             raise MonaError(f"target codes have {T.shape[1]} features but pool codes have {width}")
         w = self.feature_weights()

@@ -10,6 +10,7 @@ import numpy as np
 from mona.errors import MonaError
 from mona.select.matrices import PoolMatrices
 from mona.select.methods.base import Context, Scored, TargetMethod, require_group, target_ids
+from mona.select.neighbours import best_targets, dense_space, resolve
 from mona.select.similarity import cosine_to_vector, max_similarity_to_rows
 
 
@@ -37,11 +38,11 @@ class Dense(TargetMethod):
     pool_modes = ("dense",)
 
     def score(self, ctx: Context, group: list[Any], k: int) -> Scored:
-        return score_dense(ctx.matrices(), group, k, self.name, self.pool_modes)
+        return score_dense(ctx.matrices(), group, k, self.name, self.pool_modes, ctx)
 
 
 def score_dense(pool: PoolMatrices, group: list[Any], k: int, method: str = "dense",
-                modes: tuple[str, ...] = ("dense",)) -> Scored:
+                modes: tuple[str, ...] = ("dense",), ctx: Any = None) -> Scored:
     """Cosine of the (centred, standardised) pool vectors to the target prototype, or the max over targets."""
     require_group(group, k, modes, method, pool.store)
     X = pool.dense()
@@ -50,6 +51,11 @@ def score_dense(pool: PoolMatrices, group: list[Any], k: int, method: str = "den
         raise MonaError(f"target vectors have {T.shape[1]} dimensions but pool vectors have {X.shape[1]}")
     if getattr(pool.options, "aggregate", "prototype") == "prototype":
         return Scored(cosine_to_vector(X, T.mean(axis=0)))
-    scores, arg = max_similarity_to_rows(X, T, "cosine")
+    path = resolve(ctx.config.index, X.shape[0], X.shape[1]) if ctx is not None else "none"
+    if path != "none":  # each pool row's best target from a flat index over the targets, or the pool's ivf index
+        scores, arg, info = best_targets(dense_space(pool), T, ctx.n, path)
+        ctx.cache["index"] = info
+    else:
+        scores, arg = max_similarity_to_rows(X, T, "cosine")
     tids = target_ids(group)
     return Scored(scores, lambda rows: (None, [tids[int(arg[r])] for r in rows]))

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from mona.select.inputs import store_mode
 from mona.select.methods.base import OWN_FEATURES, Context, Method, Picked, own_features
+from mona.select.neighbours import code_space, dense_space, kcenter_ivf, pool_rows, resolve
 from mona.select.similarity import normalize_rows
 
 
@@ -35,6 +36,15 @@ class KCenter(Method):
     def pick(self, ctx: Context, groups: list[list[Any]]) -> Picked:
         pm = ctx.matrices()
         sae = store_mode(ctx.pool) == "sae"
+        width = pm.width() if sae else pm.dense().shape[1]
+        if resolve(ctx.config.index, pool_rows(ctx.pool), width) == "ivf":  # updates over inverted lists
+            space = code_space(pm, weighted=True) if sae else dense_space(pm)
+            rows, scores, info = kcenter_ivf(space, ctx.n, ctx.config.seed)
+            ctx.cache["index"] = info
+            p = Picked(rows, scores, info={"method_info": {"index": info}})
+            if sae:
+                p.features = own_features(space.vectors.rows(rows), np.arange(len(rows)), ctx.config.top_features)
+            return p
         X = pm.weighted_codes() if sae else pm.dense()  # boosted features weigh more in the distances
         p = kcenter(X, ctx.n, ctx.config.seed)
         if sae:

@@ -15,7 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from mona.errors import MonaError
-from mona.select.matrices import PoolMatrices, target_row
+from mona.select.inputs import stack_codes
+from mona.select.matrices import PoolMatrices, reweight, target_row
 from mona.select.methods.base import (
     Attribution,
     Context,
@@ -30,6 +31,7 @@ from mona.select.methods.base import (
     store_is,
     target_ids,
 )
+from mona.select.neighbours import best_targets, code_space, dense_space, pool_rows, resolve
 from mona.select.similarity import contributions, max_similarity_to_rows, similarity_to_vector
 
 log = logging.getLogger(__name__)
@@ -90,16 +92,26 @@ class Mona(TargetMethod):
     features = OVERLAP
 
     def score(self, ctx: Context, group: list[Any], k: int) -> Scored:
-        return score_codes(ctx.matrices(), group, k, ctx.config.top_features, self.name)
+        return score_codes(ctx.matrices(), group, k, ctx.config.top_features, self.name, ctx)
 
     def attribute(self, a: Attribution) -> list[dict[str, Any]]:
         return overlap_attribution(a, check_scores=True)
 
 
-def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: str = "mona") -> Scored:
-    """Similarity of the pool's (weighted) codes to a target set, with per-row feature contributions."""
+def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: str = "mona",
+                ctx: Context | None = None) -> Scored:
+    """Similarity of the pool's (weighted) codes to a target set, with per-row feature contributions.
+
+    A store on disk is scored shard by shard against the prototype (jaccard, cosine), never loaded whole;
+    ``aggregate="max"`` with cosine or decoder similarity asks the index (:mod:`mona.select.neighbours`)."""
     cfg = pool.config
     require_group(group, k, ("sae",), method, pool.store)
+    if cfg.aggregate == "max" and cfg.similarity != "jaccard" and ctx is not None:
+        path = resolve(ctx.config.index, pool_rows(pool.store), pool.width())
+        if path == "ivf" or (path == "exact" and cfg.similarity == "decoder"):
+            return _score_max_indexed(pool, group, top, path, ctx)
+    if cfg.aggregate == "prototype" and cfg.similarity != "decoder" and not cfg.contrast and _streams(pool):
+        return _score_streamed(pool, group, top)
     X = pool.weighted_codes()
     T, t = pool.targets(group)
     tids = target_ids(group)
@@ -119,6 +131,55 @@ def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: 
         return feats, [tids[int(arg[r])] for r in rows]
 
     return Scored(scores, explain_max)
+
+
+def _streams(pool: PoolMatrices) -> bool:
+    from mona.store import Store
+
+    return pool._codes is None and isinstance(pool.store, Store)
+
+
+def _score_streamed(pool: PoolMatrices, group: list[Any], top: int) -> Scored:
+    """Prototype scores of a store on disk, one block of its memory-mapped shards at a time; the picks' codes
+    are read back by row to explain them."""
+    cfg = pool.config
+    _, t = pool.targets(group)
+    space = code_space(pool, weighted=True)
+    space.vectors.block = 262_144
+    scores = np.empty(space.n, np.float64)
+    for a, block in space.vectors.blocks():
+        scores[a : a + block.shape[0]] = similarity_to_vector(block, t, cfg.similarity)
+
+    def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
+        Xr = space.vectors.rows(rows)
+        return [_row_contrib(Xr, i, t, cfg.similarity, top) for i in range(len(rows))], None
+
+    return Scored(scores, explain, {"target_active_features": int((t > 0).sum()), "streamed": True})
+
+
+def _score_max_indexed(pool: PoolMatrices, group: list[Any], top: int, path: str, ctx: Context) -> Scored:
+    """``aggregate="max"`` through the index: each pool row's best target sample (cosine over the weighted
+    codes, or over the decoded vectors for ``decoder``), from :func:`mona.select.neighbours.best_targets`."""
+    cfg = pool.config
+    T, _ = pool.targets(group)
+    tids = target_ids(group)
+    if cfg.similarity == "decoder":
+        Tw = stack_codes(group, cfg.binarize, cfg.active_threshold)
+        w = pool.feature_weights()
+        space, queries = dense_space(pool, decoder=True), pool.decode(reweight(Tw, w) if w is not None else Tw)
+    else:
+        space, queries = code_space(pool, weighted=True), T
+    scores, arg, info = best_targets(space, queries, ctx.n, path)
+    ctx.cache["index"] = info
+    sim = cfg.similarity
+    code_space_rows = code_space(pool, weighted=True).vectors
+
+    def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
+        Xr = code_space_rows.rows(rows)
+        feats = [_row_contrib(Xr, i, target_row(T, int(arg[r])), sim, top) for i, r in enumerate(rows)]
+        return feats, [tids[int(arg[r])] for r in rows]
+
+    return Scored(scores, explain_max, {"index": info})
 
 
 def _score_decoder(pool: PoolMatrices, X: sp.csr_matrix, G: np.ndarray, g: np.ndarray, tids: list[str],

@@ -38,4 +38,4 @@ class Sbert(TargetMethod):
     pool_modes = ("sentence",)
 
     def score(self, ctx: Context, group: list[Any], k: int) -> Scored:
-        return score_dense(ctx.matrices(), group, k, self.name, self.pool_modes)
+        return score_dense(ctx.matrices(), group, k, self.name, self.pool_modes, ctx)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from mona.errors import MonaError
 from mona.select.inputs import binarize_codes
 from mona.select.methods.base import OWN_FEATURES, Context, Method, Picked, own_features
+from mona.select.neighbours import binary_space, open_index, pool_rows, resolve
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,14 @@ class SimScale(Method):
     features = OWN_FEATURES
 
     def pick(self, ctx: Context, groups: list[list[Any]]) -> Picked:
-        o, X = ctx.options, ctx.matrices().codes()
+        o, pm = ctx.options, ctx.matrices()
+        if resolve(ctx.config.index, pool_rows(ctx.pool), pm.width()) == "ivf":
+            space = binary_space(pm, o.active_threshold)
+            p = simscale_ivf(space, ctx.n, o.sim_threshold, o.simscale_order, ctx.config.seed)
+            ctx.cache["index"] = p.info["index"]
+            p.features = own_features(space.vectors.rows(p.rows), np.arange(len(p.rows)), ctx.config.top_features)
+            return p
+        X = pm.codes()
         p = simscale(X, ctx.n, o.active_threshold, o.sim_threshold, o.simscale_order, ctx.config.seed)
         p.features = own_features(X, p.rows, ctx.config.top_features)
         return p
@@ -130,3 +138,57 @@ def simscale(
     )
 
 
+
+
+def simscale_ivf(space: Any, n: int, sim_threshold: float = 0.5, order: str = "features", seed: int = 0,
+                 block: int = 4096) -> Picked:
+    """SimScale with neighbours from the index over binarised codes: Jaccard ``J > t`` implies cosine
+    ``> 2t/(1+t)`` for binary vectors, so each visited block asks the index for its pairs above that cosine and
+    checks their Jaccard exactly (``J = I / (|A| + |B| − I)``, ``I = cos·sqrt(|A||B|)``). With exact neighbours
+    the kept rows are those of brute force; the score is 1 − the largest Jaccard among the kept samples found
+    that way (samples below the cosine bound are not searched)."""
+    index = open_index(space, "ivf")
+    sizes = np.concatenate([np.diff(b.indptr) for _, b in space.vectors.blocks()]).astype(np.float64)
+    N = len(sizes)
+    visit = np.lexsort((np.arange(N), -sizes)) if order == "features" else np.random.default_rng(seed).permutation(N)
+    radius = 2 * sim_threshold / (1 + sim_threshold)
+    kept = np.zeros(N, bool)
+    rows: list[int] = []
+    scores: list[float] = []
+    visited = 0
+    for a in tqdm(range(0, N, block), desc="simscale", leave=False, disable=N < 20_000):
+        vb = visit[a : a + block]
+        i, j, _ = index.pairs(radius, vb, progress=False)
+        inter = _cosines(space, i, j) * np.sqrt(sizes[i] * sizes[j])
+        jac = np.where(sizes[i] + sizes[j] - inter > 0, inter / np.maximum(sizes[i] + sizes[j] - inter, 1e-12), 0.0)
+        order_i = np.argsort(i, kind="stable")
+        i, j, jac = i[order_i], j[order_i], jac[order_i]
+        for r in vb:
+            visited += 1
+            lo, hi = np.searchsorted(i, r), np.searchsorted(i, r, side="right")
+            near = jac[lo:hi][kept[j[lo:hi]]]
+            best = float(near.max()) if len(near) else 0.0
+            if best > sim_threshold:
+                continue
+            kept[r] = True
+            rows.append(int(r))
+            scores.append(1.0 - best)
+            if len(rows) >= n:
+                break
+        if len(rows) >= n:
+            break
+    if len(rows) < n:
+        log.warning("simscale kept %d of the %d requested: no other sample is below similarity %.2f to the kept ones",
+                    len(rows), n, sim_threshold)
+    info = {**index.info, "path": "ivf", "cosine_bound": round(radius, 6)}
+    return Picked(np.asarray(rows, np.int64), np.asarray(scores), None,
+                  {"visited": visited, "kept": len(rows), "index": info})
+
+
+def _cosines(space: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    from mona.index import normalize_rows
+
+    if not len(i):
+        return np.zeros(0)
+    A, B = normalize_rows(space.vectors.rows(i)), normalize_rows(space.vectors.rows(j))
+    return np.asarray(A.multiply(B).sum(axis=1), np.float64).ravel()

@@ -1,0 +1,87 @@
+"""Near-duplicate removal before any selection method (``SelectConfig.dedup``, ``mona select --dedup T``).
+
+Rows are visited in pool order; a row is dropped when its cosine similarity to an earlier row that was kept is at
+least ``T``, so the first (lowest row) of each group of near-duplicates stays. Similarity is measured on the
+vectors diversity methods compare (:func:`mona.select.neighbours.pool_space`: the pooled SAE codes of an
+``sae`` store, the dense vectors of a dense or sentence store, centred and standardised as the method's options
+say); the pairs above ``T`` come from the store's index (:func:`mona.select.neighbours.near_pairs`: exact
+search, or IVF candidates verified exactly).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from mona.errors import MonaError
+from mona.select.inputs import store_mode
+from mona.select.matrices import PoolMatrices
+from mona.select.neighbours import near_pairs, pool_space, resolve
+
+log = logging.getLogger(__name__)
+
+
+def keep_first(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """(n,) bool: rows kept when each row is dropped if a pair links it to an earlier kept row."""
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    ok = lo != hi
+    lo, hi = lo[ok], hi[ok]
+    keep = np.ones(n, bool)
+    if not len(hi):
+        return keep
+    order = np.lexsort((lo, hi))
+    lo, hi = lo[order], hi[order]
+    starts = np.flatnonzero(np.r_[True, hi[1:] != hi[:-1]])
+    ends = np.r_[starts[1:], len(hi)]
+    for a, b in zip(starts, ends, strict=True):  # ascending later row: earlier rows are already decided
+        if keep[lo[a:b]].any():
+            keep[hi[a]] = False
+    return keep
+
+
+def near_duplicates(pool: Any, threshold: float, options: Any = None, index: str = "auto",
+                    progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+    """Rows of ``pool`` kept by near-duplicate removal at cosine ``threshold`` (ascending), and what happened."""
+    mode = store_mode(pool)
+    if mode not in ("sae", "dense", "sentence"):
+        raise MonaError(f"dedup compares embeddings: the pool store needs mode sae, dense or sentence, not {mode!r}")
+    t0 = time.perf_counter()
+    space = pool_space(PoolMatrices(pool, options), mode == "sae")
+    path = resolve(index, space.n, space.width)
+    if path == "none":
+        path = "exact"
+    i, j, info = near_pairs(space, float(threshold), path, progress=progress)
+    keep = keep_first(space.n, i, j)
+    rows = np.flatnonzero(keep)
+    info = {"threshold": float(threshold), "kept": int(len(rows)), "dropped": int(space.n - len(rows)),
+            "pairs": int(len(i)), "seconds": round(time.perf_counter() - t0, 3),
+            "index": info}
+    log.info("dedup at cosine %.3f dropped %d of %d samples", threshold, info["dropped"], space.n)
+    return rows, info
+
+
+def apply_dedup(ctx: Any, keep: np.ndarray | None, pool: Any, pool_samples: Any) -> tuple[Any, np.ndarray | None,
+                                                                                          dict[str, Any]]:
+    """The context restricted to the rows near-duplicate removal keeps (intersected with ``keep``, the rows
+    steering left), the new kept rows, and the ``dedup`` record for ``selection.json``."""
+    from mona.select.steer import SubsetStore
+
+    cfg = ctx.config
+    if pool is None:
+        raise MonaError("dedup compares embeddings and needs a pool store (--pool)")
+    rows, info = near_duplicates(pool, cfg.dedup, cfg.options, cfg.index)
+    if keep is not None:
+        rows = np.intersect1d(rows, keep)
+    if len(rows) == 0:
+        raise MonaError("dedup leaves no pool sample")
+    n = ctx.n
+    if len(rows) < n:
+        log.warning("dedup leaves %d pool samples, fewer than the budget %d: taking them all", len(rows), n)
+        n = len(rows)
+    samples = [pool_samples[int(r)] for r in rows] if pool_samples is not None else None
+    new = type(ctx)(SubsetStore(pool, rows), samples, cfg, n, sae=ctx.sae, boost=ctx.boost)
+    return new, rows, info

@@ -1,0 +1,197 @@
+"""Selection served by the index: the exact path equals brute force, the IVF path recalls it, stores stream."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mona.errors import MonaError
+from mona.io import atomic_write_lines
+from mona.select import ArrayStore, select
+from mona.select.dedup import keep_first
+from mona.store import STORE_FORMAT, finalize, open_store, write_shard
+
+F = 256
+
+
+def planted(n: int = 3000, clusters: int = 60, seed: int = 0, width: int = F) -> sp.csr_matrix:
+    """Non-negative sparse codes around sparse cluster centres (like pooled SAE codes of many domains)."""
+    rng = np.random.default_rng(seed)
+    centres = sp.random(clusters, width, density=0.06, random_state=seed, format="csr", dtype=np.float32)
+    labels = rng.integers(0, clusters, n)
+    noise = sp.random(n, width, density=0.02, random_state=seed + 1, format="csr", dtype=np.float32)
+    return sp.csr_matrix(centres[labels] * 3 + noise, dtype=np.float32)
+
+
+def write_store(path, X: sp.csr_matrix | np.ndarray, shard: int = 700, mode: str = "sae"):
+    """A finished store on disk holding ``X`` (CSR codes, or dense rows for ``mode="dense"``)."""
+    n = X.shape[0]
+    manifest = {"store_format": STORE_FORMAT, "mode": mode, "model": {"name": "synthetic"}, "hook": "h",
+                "hooks": [], "sae": None, "pooling": "mean", "span": "all", "settings": {"storage": "safetensors"},
+                "input": {"fingerprint": f"synthetic-{n}-{float(abs(X).sum()):.6f}", "n_samples": n},
+                "n_features": X.shape[1], "n_shards": -(-n // shard), "complete": False, "shards": []}
+    path.mkdir(parents=True)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    atomic_write_lines(path / "ids.jsonl", [f"s{i}" for i in range(n)])
+    for k, a in enumerate(range(0, n, shard)):
+        block = X[a : a + shard]
+        arrays = {"lengths": np.ones(block.shape[0], np.int32)}
+        if mode == "sae":
+            arrays.update(indptr=block.indptr.astype(np.int64), indices=block.indices.astype(np.uint16),
+                          values=block.data.astype(np.float32))
+        else:
+            arrays["dense"] = np.asarray(block, np.float32)
+        write_shard(path, k, arrays, "safetensors")
+    return finalize(path)
+
+
+@pytest.fixture(scope="module")
+def codes():
+    return planted()
+
+
+def pool_of(X) -> ArrayStore:
+    return ArrayStore([f"s{i}" for i in range(X.shape[0])], X, manifest={"mode": "sae"})
+
+
+def test_store_rows_and_streamed_prototype_equal_in_memory(tmp_path, codes):
+    store = write_store(tmp_path / "pool", codes)
+    rows = np.array([2999, 0, 701, 700, 5, 1400])
+    assert np.allclose(store.rows(rows).toarray(), codes[rows].toarray())
+    target = pool_of(planted(40, seed=5))
+    for sim in ("jaccard", "cosine"):
+        on_disk = select(store, target=target, method="mona", n=100, similarity=sim, feature_weights="idf")
+        in_mem = select(pool_of(codes), target=target, method="mona", n=100, similarity=sim, feature_weights="idf")
+        assert np.array_equal(on_disk.rows, in_mem.rows)
+        np.testing.assert_allclose(on_disk.scores, in_mem.scores, rtol=1e-6)
+        assert on_disk.features == in_mem.features
+
+
+def test_max_exact_index_equals_brute_force_decoder_and_dense(codes):
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((F, 24)).astype(np.float32)
+    target = pool_of(planted(30, seed=7))
+    kw = dict(method="mona", n=200, similarity="decoder", aggregate="max", sae=W)
+    exact = select(pool_of(codes), target=target, index="exact", **kw)
+    brute = select(pool_of(codes), target=target, index="none", **kw)
+    assert exact.info["index"]["kind"] == "flat"
+    assert np.array_equal(exact.rows, brute.rows) and exact.matches == brute.matches
+    np.testing.assert_allclose(exact.scores, brute.scores, atol=1e-5)
+    D = rng.standard_normal((2000, 32)).astype(np.float32)
+    T = rng.standard_normal((50, 32)).astype(np.float32)
+    for method, mode in (("dense", "dense"), ("sbert", "sentence")):
+        p = ArrayStore([f"d{i}" for i in range(len(D))], dense_matrix=D, manifest={"mode": mode})
+        t = ArrayStore([f"t{i}" for i in range(len(T))], dense_matrix=T, manifest={"mode": mode})
+        a = select(p, target=t, method=method, n=100, aggregate="max", index="exact")
+        b = select(p, target=t, method=method, n=100, aggregate="max", index="none")
+        assert np.array_equal(a.rows, b.rows) and a.matches == b.matches
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+
+
+def test_max_ivf_recalls_exact_on_planted_targets(codes):
+    target = pool_of(codes[::97] + sp.random(len(range(0, 3000, 97)), F, density=0.01, random_state=3))
+    kw = dict(method="mona", n=150, similarity="cosine", aggregate="max")
+    ivf = select(pool_of(codes), target=target, index="ivf", **kw)
+    exact = select(pool_of(codes), target=target, index="none", **kw)
+    recall = len(set(ivf.rows) & set(exact.rows)) / len(exact.rows)
+    assert recall >= 0.95, recall
+    assert ivf.info["index"]["kind"] == "ivf" and ivf.info["index"]["recall"] >= 0.95
+    same = np.isin(ivf.rows, exact.rows)
+    got = dict(zip(exact.rows, exact.scores, strict=True))
+    np.testing.assert_allclose(ivf.scores[same], [got[r] for r in ivf.rows[same]], atol=1e-5)  # exact re-rank
+
+
+def test_kcenter_ivf_hits_every_planted_cluster():
+    X = planted(2000, clusters=20, seed=3)
+    sel = select(pool_of(X), method="kcenter", n=20, index="ivf")
+    exact = select(pool_of(X), method="kcenter", n=20, index="none")
+    assert len(set(sel.rows)) == 20 and sel.info["index"]["path"] == "ivf"
+    assert np.all(np.diff(sel.scores[1:]) <= 1e-9)  # farthest first: distances never grow
+    # both cover the pool about as well: the covering radius of the ivf picks is close to the exact one
+    from mona.index import normalize_rows
+
+    Xn = normalize_rows(X)
+
+    def radius(rows):
+        return float((1 - (Xn @ Xn[rows].T).toarray().max(axis=1)).max())
+
+    assert radius(sel.rows) <= radius(exact.rows) * 1.25 + 1e-6
+
+
+def test_simscale_ivf_keeps_the_brute_force_rows(codes):
+    kw = dict(method="simscale", n=300, sim_threshold=0.3)
+    ivf = select(pool_of(codes), index="ivf", **kw)
+    brute = select(pool_of(codes), index="none", **kw)
+    assert np.array_equal(ivf.rows, brute.rows)
+    assert ivf.info["index"]["path"] == "ivf"
+
+
+def test_keep_first_keeps_lowest_row_of_each_group():
+    # 0~3, 3~5 (chain), 1~2: row 3 goes (0 kept), row 5 stays (its only neighbour 3 was dropped), row 2 goes
+    keep = keep_first(6, np.array([3, 0, 5, 2]), np.array([0, 3, 3, 1]))
+    assert keep.tolist() == [True, True, False, False, True, True]
+
+
+@pytest.mark.parametrize("index", ["exact", "ivf"])
+def test_dedup_drops_planted_near_duplicates(tmp_path, index):
+    rng = np.random.default_rng(4)
+    base = sp.random(1500, F, density=0.08, random_state=4, format="csr", dtype=np.float32)
+    dup_of = rng.choice(1500, 100, replace=False)
+    dups = base[dup_of].copy()
+    dups.data *= rng.uniform(0.97, 1.03, dups.nnz).astype(np.float32)  # cosine ~0.999 to the original
+    X = sp.vstack([base, dups], format="csr")
+    sel = select(pool_of(X), method="random", n=50, dedup=0.95, index=index)
+    d = sel.info["dedup"]
+    assert d["dropped"] == 100 and d["kept"] == 1500
+    assert not np.any(sel.rows >= 1500)  # the later copy of each pair is the one dropped
+    saved = sel.save(tmp_path / "out")
+    assert json.loads((saved / "selection.json").read_text())["dedup"]["dropped"] == 100
+
+
+def test_index_beside_store_rebuilt_with_reason(tmp_path, codes, caplog):
+    store = write_store(tmp_path / "pool", codes)
+    target = pool_of(codes[:20])
+    kw = dict(method="mona", n=50, similarity="cosine", aggregate="max", index="ivf")
+    first = select(store, target=target, **kw)
+    assert first.info["index"]["built"] is True
+    again = select(open_store(tmp_path / "pool"), target=target, **kw)
+    assert again.info["index"]["built"] is False and np.array_equal(first.rows, again.rows)
+    folder = next((tmp_path / "pool" / "index").iterdir())
+    # corrupted index file: rebuilt, with the reason logged
+    (folder / "index.faiss").write_bytes(b"not an index")
+    with caplog.at_level(logging.WARNING):
+        fixed = select(open_store(tmp_path / "pool"), target=target, **kw)
+    assert fixed.info["index"]["built"] is True and "corrupted" in caplog.text
+    assert np.array_equal(fixed.rows, first.rows)
+    # an index copied from another store: refused, rebuilt
+    other = write_store(tmp_path / "other", codes[:1000])
+    (other.path / "index").mkdir()
+    import shutil
+
+    shutil.copytree(folder, other.path / "index" / folder.name)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        sel = select(other, target=target, **kw)
+    assert "different store" in caplog.text and sel.info["index"]["built"] is True
+
+
+def test_index_for_another_space_and_bad_k(tmp_path, codes):
+    from mona.errors import ArtifactMismatch
+    from mona.index import build_index, index_folder, load_index
+
+    store = write_store(tmp_path / "pool", codes)
+    index = build_index(store, progress=False)
+    meta_path = index_folder(store) / "index.json"
+    meta = json.loads(meta_path.read_text())
+    meta["space"] = {"vectors": "codes", "weights": "idf"}
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactMismatch, match="indexes"):
+        load_index(store)
+    with pytest.raises(MonaError, match="larger than"):
+        index.search(codes[:2], codes.shape[0] + 1)
+    with pytest.raises(MonaError, match="larger than the pool"):
+        select(pool_of(codes), target=pool_of(codes[:5]), method="mona", n=codes.shape[0] + 1, aggregate="max")
