@@ -165,6 +165,9 @@ def test_cli_search_save_and_show(labels, tmp_path, capsys):
     assert [f["feature"] for f in json.loads(out.read_text())["features"]] == [2, 5]
     assert main(["features", "show", "4", "--labels", str(labels.path)]) == 0
     assert "[[ poem]]" in capsys.readouterr().out
+    assert main(["features", "show", f"@{out}", "--labels", str(labels.path)]) == 0  # a saved search's features
+    shown = capsys.readouterr().out
+    assert shown.index("#2 ") < shown.index("#5 ") and "[[ equation]]" in shown
     assert main(["features", "show", "4", "99", "--labels", str(labels.path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown feature id(s) [99]" in err and "\n" not in err

@@ -45,8 +45,8 @@ class SearchArgs(LabelSource):
 class ShowArgs(LabelSource):
     """Options of ``mona features show``."""
 
-    features: tuple[int, ...] = field(default=(), metadata={"positional": True, "nargs": "+"})
-    """Feature ids."""
+    features: tuple[str, ...] = field(default=(), metadata={"positional": True, "nargs": "+"})
+    """Feature ids, or @FILE for every feature of a saved search."""
     store: Path | None = None
     """An SAE store: adds pool statistics (samples where the feature is active, mean value, top samples)."""
     samples: Path | None = None
@@ -118,6 +118,7 @@ def run_show(args: argparse.Namespace) -> int:
     from mona.features import check_ids, check_labels_match, feature_stats, resolve_labels, store_width
 
     a = config_from(args, ShowArgs)
+    features = _feature_ids(a.features)
     store = _open_store(a.store)
     labels, missing = None, None
     try:
@@ -127,15 +128,15 @@ def run_show(args: argparse.Namespace) -> int:
             raise
         missing = str(exc)
     if labels is not None:
-        check_ids(a.features, labels.n_features)
+        check_ids(features, labels.n_features)
     if store is not None:
-        check_ids(a.features, store_width(store))
+        check_ids(features, store_width(store))
         if labels is not None:
             check_labels_match(labels, store)
-    stats = {s["feature"]: s for s in feature_stats(store, a.features, threshold=a.threshold, top=a.top_samples)} \
+    stats = {s["feature"]: s for s in feature_stats(store, features, threshold=a.threshold, top=a.top_samples)} \
         if store is not None else {}
     texts = _texts(a.samples) if a.samples else {}
-    for f in a.features:
+    for f in features:
         head = f"#{f}"
         if labels is not None:
             url = labels.neuronpedia_url(f)
@@ -150,6 +151,13 @@ def run_show(args: argparse.Namespace) -> int:
     if missing:
         print(f"(no contexts: {missing})")
     return 0
+
+
+def _feature_ids(specs: tuple[str, ...]) -> list[int]:
+    """Ids in the order given, ``@FILE`` expanded to the features of a saved search (one-line errors)."""
+    from mona.select.steer import parse_weights
+
+    return list(parse_weights(list(specs), "features"))
 
 
 def _print_contexts(labels: Any, f: int, n: int) -> None:
