@@ -10,7 +10,8 @@ the CLI (sparsify's ``parse(RunConfig)`` idea):
 * ``bool`` fields get ``--flag`` / ``--no-flag``; ``T | None`` fields also take ``none``;
 * tuple fields take several values, space- or comma-separated (``--quotas 2 1`` or ``--quotas 2,1``), and a
   repeated flag adds to the list;
-* field ``metadata`` may declare ``positional=True``, extra ``flags`` (``("-o",)``) or ``nargs``.
+* field ``metadata`` may declare ``positional=True``, extra ``flags`` (``("-o",)``), ``nargs``, or ``const``
+  (the value of the flag given alone, its value optional).
 
 Flags that are not given leave no attribute on the namespace, so :func:`config_from` can apply the precedence
 *flags > config file > dataclass defaults*. The dataclass's own ``__post_init__`` validates the result; its
@@ -328,6 +329,8 @@ def add_config(
             options = {"action": _Sequence, "kind": kind, "nargs": meta.get("nargs", "+"), "metavar": kind.name}
         else:
             options = {"type": _converter(kind), "metavar": kind.name}
+            if "const" in meta:  # the flag alone means this value: ``--ray`` = ``--ray local``
+                options.update(nargs="?", const=meta["const"])
         target.add_argument(*names, dest=dest_name, required=required, **options, **common)
         if "_" in field.name:  # the field's own spelling, accepted silently
             target.add_argument("--" + field.name, dest=dest_name, **{**options, **common, "help": argparse.SUPPRESS})
