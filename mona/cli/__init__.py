@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SUBCOMMANDS = ("demo", "stats", "embed", "select", "explain", "report", "labels", "features", "diff", "sae")
+SUBCOMMANDS = ("demo", "stats", "embed", "select", "explain", "report", "labels", "features", "diff", "sae", "tune")
 
 
 def read_config_section(path: Any, section: str) -> dict[str, Any]:
