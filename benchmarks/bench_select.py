@@ -1,6 +1,8 @@
 """Selection-stage benchmark on synthetic pooled SAE embeddings, printed as a BENCHMARKS.md snippet.
 
 Run: ``python benchmarks/bench_select.py [--pool 1000000] [--coverage-pool 100000] [--out benchmarks/bench_select.md]``
+Scale: ``python benchmarks/bench_select.py --scale 1000000 10000000 [--tasks index prototype max ...]`` writes a
+store of each size to ``--store-dir`` (shard by shard) and runs each task in a child process (seconds, peak RSS).
 
 Synthetic data with realistic sparsity: F = 16,384 features, about 100–300 distinct non-zeros per row
 (mean ~200), feature ids drawn from a Zipf(1) law over a random permutation of the features (a few features fire
@@ -110,13 +112,146 @@ def bench_target_scoring(args: argparse.Namespace, report) -> object:
     return target
 
 
+# --------------------------------------------------------------------------------------------------------
+# Scale: a store on disk, each task in its own process (seconds and peak RSS per task)
+# --------------------------------------------------------------------------------------------------------
+
+SCALE_TASKS = ("index", "prototype", "max", "dedup", "kcenter", "simscale")
+
+
+def write_store(path: Path, n: int, seed: int = 0, shard: int = 100_000) -> Path:
+    """A finished ``sae`` store of ``n`` synthetic rows, written shard by shard (never one array in memory):
+    uint16 feature ids and float16 values, as ``mona embed`` writes pooled codes."""
+    import json
+
+    from mona.io import atomic_write_lines
+    from mona.store import STORE_FORMAT, finalize, write_shard
+
+    path.mkdir(parents=True, exist_ok=False)
+    manifest = {"store_format": STORE_FORMAT, "mode": "sae", "model": {"name": "synthetic"}, "hook": "synthetic",
+                "hooks": [], "sae": None, "pooling": "mean", "span": "all", "settings": {"storage": "safetensors"},
+                "input": {"fingerprint": f"synthetic-{n}-{seed}", "n_samples": n}, "n_features": F,
+                "n_shards": -(-n // shard), "complete": False, "shards": []}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    atomic_write_lines(path / "ids.jsonl", (f"s{i}" for i in range(n)))
+    for k, a in enumerate(range(0, n, shard)):
+        X = synthetic_codes(min(shard, n - a), seed=seed * 100_003 + k, perm_seed=0)
+        arrays = {"indptr": X.indptr.astype(np.int64), "indices": X.indices.astype(np.uint16),
+                  "values": X.data.astype(np.float16), "lengths": np.full(X.shape[0], 64, np.int32)}
+        write_shard(path, k, arrays, "safetensors")
+        print(f"  wrote shard {k} ({a + X.shape[0]:,} of {n:,} rows)", flush=True)
+    finalize(path)
+    return path
+
+
+def run_task(task: str, store: str, target: str, ratio: float) -> dict:
+    """One scale task in this process; returns seconds, peak RSS and what the selection recorded."""
+    import resource
+
+    from mona.index import build_index
+    from mona.select import ArrayStore, select
+    from mona.store import open_store
+
+    pool = open_store(store)
+    T = synthetic_codes(1000, seed=1, perm_seed=1)
+    tgt = ArrayStore([f"t{i}" for i in range(T.shape[0])], T, manifest={"mode": "sae"})
+    t0 = time.perf_counter()
+    info: dict = {}
+    if task == "index":
+        idx = build_index(pool, progress=False)
+        info = idx.info
+    else:
+        kw = {
+            "prototype": dict(method="mona", ratio=ratio, target=tgt),
+            "max": dict(method="mona", ratio=ratio, similarity="cosine", aggregate="max", target=tgt),
+            "dedup": dict(method="random", n=1, dedup=0.9),
+            "kcenter": dict(method="kcenter", ratio=ratio),
+            "simscale": dict(method="simscale", ratio=ratio),
+        }[task]
+        sel = select(pool, **kw)
+        info = {k: sel.info.get(k) for k in ("index", "dedup", "counts", "timing") if sel.info.get(k) is not None}
+    seconds = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {"task": task, "seconds": round(seconds, 2), "rss_gb": round(rss, 2), "info": info}
+
+
+def bench_scale(args: argparse.Namespace) -> list[dict]:
+    """Write (or reuse) a store of ``--scale`` rows under ``--store-dir`` and run each task in a child process."""
+    import json
+    import subprocess
+
+    out: list[dict] = []
+    for n in args.scale:
+        path = Path(args.store_dir) / f"bench-store-{n}"
+        if not (path / "manifest.json").exists():
+            t = time.perf_counter()
+            write_store(path, n)
+            print(f"store of {n:,} rows written in {time.perf_counter() - t:.0f} s", flush=True)
+        for task in args.tasks:
+            cmd = [sys.executable, __file__, "--task", task, "--store", str(path), "--ratio", str(args.ratio)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.task_timeout)
+            if proc.returncode != 0:
+                print(proc.stderr[-2000:], flush=True)
+                out.append({"task": task, "rows": n, "error": proc.stderr.strip().splitlines()[-1:]})
+                continue
+            res = json.loads(proc.stdout.strip().splitlines()[-1])
+            res["rows"] = n
+            out.append(res)
+            print(json.dumps(res, default=str), flush=True)
+        if not args.keep_store:
+            import shutil
+
+            shutil.rmtree(path)
+    return out
+
+
+def scale_table(results: list[dict]) -> str:
+    lines = ["| task | rows | seconds | peak RSS (GB) | path / notes |", "| --- | ---: | ---: | ---: | --- |"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['task']} | {r['rows']:,} | | | failed: {r['error']} |")
+            continue
+        i = r["info"]
+        idx = i.get("index") or (i.get("dedup") or {}).get("index") or (i if r["task"] == "index" else {})
+        note = f"{idx.get('path', idx.get('kind', 'streamed'))}"
+        if idx.get("recall") is not None:
+            note += f", recall {idx['recall']}"
+        if idx.get("built") is not None and r["task"] != "index":
+            note += ", index built" if idx["built"] else ", index loaded"
+        if i.get("dedup"):
+            note += f", dropped {i['dedup']['dropped']:,}"
+        if i.get("counts"):
+            note += f", {i['counts']['selected']:,} picks"
+        lines.append(f"| {r['task']} | {r['rows']:,} | {r['seconds']:.1f} | {r['rss_gb']:.2f} | {note} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pool", type=int, default=1_000_000)
     ap.add_argument("--coverage-pool", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "bench_select.md")
+    ap.add_argument("--scale", type=int, nargs="*", default=None,
+                    help="instead: write stores of these sizes to --store-dir and run the scale tasks on each")
+    ap.add_argument("--tasks", nargs="*", default=list(SCALE_TASKS), choices=SCALE_TASKS)
+    ap.add_argument("--ratio", type=float, default=0.05)
+    ap.add_argument("--store-dir", default="/tmp")
+    ap.add_argument("--keep-store", action="store_true")
+    ap.add_argument("--task-timeout", type=int, default=3600)
+    ap.add_argument("--task", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--store", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.task:
+        import json
+
+        print(json.dumps(run_task(args.task, args.store, "", args.ratio), default=str))
+        return 0
+    if args.scale:
+        print(machine(), flush=True)
+        text = scale_table(bench_scale(args))
+        print("\n" + text)
+        return 0
 
     from mona.select import ArrayStore, SelectConfig, select
 

@@ -268,7 +268,7 @@ def _exact_sparse_pairs(space: Space, threshold: float, rows: np.ndarray | None,
 
 
 def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None = None,
-                progress: bool = True) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                progress: bool = True, nprobe: int = 8) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Farthest-point greedy whose distance updates visit only the rows of the ``nprobe`` inverted lists nearest
     each new centre (exact cosine distances on the vectors), after one exact pass for the first centre.
 
@@ -280,27 +280,27 @@ def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None 
     order = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[order], np.arange(owner.max() + 2))
     N = space.n
+    X = normalize_rows(space.vectors.all())  # held once: per pick only the probed lists' rows are read
     first = int(np.random.default_rng(seed).integers(N))
     mind = np.empty(N)
-    c = normalize_rows(space.vectors.rows(np.array([first])))
+    c = X[first]
     ct = c.toarray().ravel() if sp.issparse(c) else np.asarray(c).ravel()
-    for a, block in space.vectors.blocks():
-        mind[a : a + block.shape[0]] = 1.0 - np.asarray(normalize_rows(block) @ ct, np.float64).ravel()
+    mind[:] = 1.0 - np.asarray(X @ ct, np.float64).ravel()
     B = 4096
     mind[first] = -np.inf
     blockmax = _block_max(mind, B)
     rows, scores = [first], [1.0]
-    nprobe = min(config.nprobe, int(owner.max()) + 1)
+    nprobe = min(nprobe, int(owner.max()) + 1)
     for _ in tqdm(range(n - 1), desc="kcenter", disable=not progress or n < 200, leave=False):
         b = int(np.argmax(blockmax))
         nxt = b * B + int(np.argmax(mind[b * B : (b + 1) * B]))
         rows.append(nxt)
         scores.append(float(mind[nxt]))
-        vec = normalize_rows(space.vectors.rows(np.array([nxt])))
+        vec = X[nxt : nxt + 1]
         lists = index.probe(vec, nprobe)[0]
         near = np.concatenate([order[bounds[lst] : bounds[lst + 1]] for lst in lists if lst >= 0] + [[nxt]])
         v = vec.toarray().ravel() if sp.issparse(vec) else np.asarray(vec).ravel()
-        d = 1.0 - np.asarray(normalize_rows(space.vectors.rows(near)) @ v, np.float64).ravel()
+        d = 1.0 - np.asarray(X[near] @ v, np.float64).ravel()
         np.minimum.at(mind, near, d)
         mind[rows[-1]] = -np.inf
         for blk in np.unique(near // B):
