@@ -38,6 +38,7 @@ def render_report(
     pool_samples: Any = None,
     out: str | Path | None = None,
     config: ReportConfig | None = None,
+    tune: str | Path | None = None,
     **overrides: Any,
 ) -> Path:
     """Write the HTML report of the selection folder ``selection``; returns its path.
@@ -49,11 +50,16 @@ def render_report(
         pool_samples: the pool's samples (file or list), for the domain/source mix when explaining here.
         out: the HTML file to write (default ``<selection>/report.html``).
         config: what the page shows; ``overrides`` (``cards=``, ``features=``, ...) replace single fields of it.
+        tune: a ``tune.json`` (or its folder) from ``mona tune`` to show as a section; default: the selection
+            folder's own ``tune.json``, if any.
     """
     config = _with_overrides(config or ReportConfig(), overrides)
     sel_dir = Path(selection)
     sel, ex, labels = _load(sel_dir, explanation, labels, pool_samples)
     data = gather(sel, ex, labels, config)
+    from mona.tune.section import tune_section
+
+    data["tune"] = tune_section(sel_dir, tune)
     data["title"] = config.title or f"mona selection report — {sel_dir.name}"
     doc = _environment().get_template(TEMPLATE).render(**data)
     path = Path(out) if out is not None else sel_dir / REPORT_HTML

@@ -212,3 +212,19 @@ def test_cli_runs_and_prints_the_table(model_dir, data, tmp_path, capsys):
     assert "reference" in out and "share of ref." in out and str(tmp_path / TUNE_JSON) in out
     assert main([*argv, "--epochs", "3"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_report_shows_the_tune_section(model_dir, data, tmp_path):
+    import shutil
+
+    from mona.report import render_report
+
+    root, files = data
+    sel = tmp_path / "sel"
+    shutil.copytree(root / "sel-longest", sel)
+    html = (render_report(sel, out=tmp_path / "before.html", pool_samples=files["pool"])).read_text()
+    assert 'id="tune"' not in html  # optional: no tune.json, no section
+    tune([sel], files["eval"], tune_split=files["split"], config=_config(model_dir, random_seeds=1), progress=False)
+    html = render_report(sel, out=tmp_path / "after.html").read_text()
+    assert 'id="tune"' in html and "Does the subset help?" in html and "share of ref." in html
+    assert html.count("data:image/png;base64,") >= 1 and "<td>reference</td>" in html
