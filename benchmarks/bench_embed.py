@@ -15,6 +15,17 @@ Run: ``python benchmarks/bench_embed.py [--samples 64] [--rss 1000,10000,50000] 
 3. Peak RSS of ``embed`` at several pool sizes, each in a fresh subprocess, on short synthetic samples with a
    tiny random model and SAE (so that 50k samples take a minute on 2 cores): what is measured is the store
    machinery's memory, which must not grow with the pool (the model's own memory is constant anyway).
+
+``--compare-dtypes`` (instead of 1-2): ``mona embed`` end to end on the default model and SAE through four
+routes, interleaved in one process (best of ``--repeats``): float32 as before the runtime setting
+(TransformerLens's own attention, and the attention mask its left-padding tokenizer made it build for every
+batch), float32 and bfloat16 through the SDPA fast path, bfloat16 with TransformerLens's attention; the ratios
+to the first route, and the per-sample Jaccard overlap of active features of each route with float32.
+
+``--random-models`` (GPU; skipped cleanly without one unless ``--device cpu``): forward throughput of randomly
+initialised models of the default's shape (Gemma 3 270M) and of a 1B shape (Gemma 3 1B), no weights download,
+through ``mona.activations.forward_hooks`` to the last layer, float32 and bfloat16: tokens/s and the share of the
+GPU's bfloat16 peak (``--peak-tflops``, H200 dense: 989) the matmuls reach.
 """
 
 from __future__ import annotations
@@ -150,6 +161,196 @@ def throughput(n: int, repeats: int) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------------------
+# float32 vs bfloat16, and the routes in between
+# --------------------------------------------------------------------------------------------------------
+
+
+def _embed_route(loaded, sae, samples, hook, out: Path, legacy_padding: bool = False) -> tuple[float, object]:
+    import contextlib
+
+    import mona.activations as acts
+
+    saved = acts._right_padded
+    if legacy_padding:  # the forward as it ran before: the tokenizer's left padding side makes TL build a mask
+        acts._right_padded = lambda model: contextlib.nullcontext()
+    try:
+        return run_embed(loaded, sae, samples, hook, out)
+    finally:
+        acts._right_padded = saved
+
+
+def _active(store) -> list[set]:
+    codes = store.codes().tocsr()
+    return [set(codes.indices[codes.indptr[i]:codes.indptr[i + 1]].tolist()) for i in range(codes.shape[0])]
+
+
+def compare_dtypes(n: int, repeats: int) -> dict:
+    from mona.models import load_model
+    from mona.runtime import Runtime
+
+    fp32 = load_model("gemma-3-270m", runtime=Runtime(device="cpu", model_dtype="float32"))
+    bf16 = load_model("gemma-3-270m", runtime=Runtime(device="cpu", model_dtype="bfloat16"))
+    sae, sae_note, hook = default_or_fresh_sae(fp32.d_model, None)
+    samples = bench_samples(n)
+    eager = dict(attention="eager")
+    routes = {  # name: (model, runtime attention, legacy padding)
+        "fp32_before": (fp32, eager, True),
+        "fp32_sdpa": (fp32, {}, False),
+        "bf16_eager": (bf16, eager, False),
+        "bf16_sdpa": (bf16, {}, False),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="mona-bench-dtypes-"))
+    best = dict.fromkeys(routes, float("inf"))
+    stores: dict = {}
+    for loaded, attn, legacy in routes.values():  # warm-up
+        loaded.runtime = Runtime(device="cpu", model_dtype=loaded.runtime.model_dtype, **attn)
+        _embed_route(loaded, sae, samples[:4], hook, tmp / "warm", legacy)
+    for _ in range(repeats):
+        for name, (loaded, attn, legacy) in routes.items():
+            loaded.runtime = Runtime(device="cpu", model_dtype=loaded.runtime.model_dtype, **attn)
+            t, stores[name] = _embed_route(loaded, sae, samples, hook, tmp / name, legacy)
+            best[name] = min(best[name], t)
+            print(f"{name}: {t:.1f} s", file=sys.stderr)
+    tokens = _pooled_tokens(stores["fp32_before"])
+    ref = _active(stores["fp32_before"])
+    overlap = {}
+    for name, store in stores.items():
+        jac = [len(a & b) / max(len(a | b), 1) for a, b in zip(ref, _active(store))]
+        overlap[name] = float(np.mean(jac))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"samples": n, "tokens": tokens, "seconds": best, "overlap": overlap, "sae": sae_note, "hook": hook}
+
+
+def _pooled_tokens(store) -> int:
+    return int(np.asarray(store.lengths()).sum()) if hasattr(store, "lengths") else 0
+
+
+def dtype_markdown(res: dict, argv: list[str]) -> str:
+    s, tok = res["seconds"], res["tokens"]
+    base = s["fp32_before"]
+    labels = {
+        "fp32_before": "float32, before (TL attention + padding mask)",
+        "fp32_sdpa": "float32, SDPA fast path (default)",
+        "bf16_eager": "bfloat16, TL attention",
+        "bf16_sdpa": "`--model-dtype bfloat16`, SDPA fast path",
+    }
+    lines = [
+        "### float32 vs bfloat16 (`--compare-dtypes`)",
+        "",
+        f"Command: `nice -n 10 python benchmarks/bench_embed.py {' '.join(argv)}` — {time.strftime('%Y-%m-%d')}, "
+        f"{platform.machine()} CPU ({_cpu_name()}), {torch.get_num_threads()} torch threads, torch "
+        f"{torch.__version__}. `mona embed` end to end (forward to layer 6, SAE encode, mean pooling, store "
+        f"written); SAE: {res['sae']}. {res['samples']} samples, {tok:,} pooled tokens; the routes interleaved in "
+        "one process, best of the repeats.",
+        "",
+        "| route | seconds | tokens/s | vs float32 before | active-set overlap with float32 (Jaccard) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, label in labels.items():
+        lines.append(f"| {label} | {s[name]:.1f} | {tok / s[name]:,.0f} | {base / s[name]:.2f}x | "
+                     f"{res['overlap'][name]:.3f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                flags = Path("/proc/cpuinfo").read_text()
+                bf16 = ", AVX-512 BF16" if "avx512_bf16" in flags else ""
+                amx = ", AMX" if "amx_bf16" in flags else ""
+                return line.split(":", 1)[1].strip() + bf16 + amx
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Randomly initialised models of real shapes (GPU)
+# --------------------------------------------------------------------------------------------------------
+
+SHAPES = {"gemma-3-270m": "google/gemma-3-270m", "gemma-3-1b": "google/gemma-3-1b-pt"}
+
+
+def random_model(tl_name: str, dtype: torch.dtype, device: str):
+    """A HookedTransformer of ``tl_name``'s shape from TransformerLens's own table, randomly initialised."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.loading_from_pretrained import convert_hf_model_config
+
+    from mona.models import LoadedModel, ModelIdentity
+    from mona.runtime import Runtime
+
+    cfg_dict = convert_hf_model_config(tl_name)
+    fields = HookedTransformerConfig.__dataclass_fields__
+    cfg = HookedTransformerConfig(**{k: v for k, v in cfg_dict.items() if k in fields and k != "tokenizer_name"},
+                                  dtype=dtype, device=device, seed=0)
+    model = HookedTransformer(cfg).eval()
+    identity = ModelIdentity(tl_name, "random", "random", cfg.n_layers, cfg.d_model,
+                             str(cfg_dict.get("original_architecture")))
+    rt = Runtime(device=device, model_dtype=str(dtype).removeprefix("torch."))
+    return LoadedModel(model, None, identity, runtime=rt)
+
+
+def _flops_per_token(model, seq: int) -> float:
+    blocks = sum(p.numel() for p in model.blocks.parameters())
+    cfg = model.cfg
+    attention = 2 * seq * cfg.n_heads * cfg.d_head * cfg.n_layers  # QK^T and PV, causal half of each
+    return 2.0 * blocks + attention
+
+
+def random_models(device: str, batch: int, seq: int, repeats: int, peak_tflops: float,
+                  shapes: list[str]) -> list[dict]:
+    from mona.activations import forward_hooks
+
+    rows = []
+    for short in shapes:
+        tl_name = SHAPES[short]
+        for dtype in (torch.float32, torch.bfloat16):
+            loaded = random_model(tl_name, dtype, device)
+            hook = f"blocks.{loaded.n_layers - 1}.hook_resid_post"
+            tokens = torch.randint(1, 1000, (batch, seq))
+            forward_hooks(loaded, tokens, [hook])  # warm-up
+            best = float("inf")
+            for _ in range(repeats):
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                forward_hooks(loaded, tokens, [hook])
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - start)
+            tps = batch * seq / best
+            tflops = tps * _flops_per_token(loaded.model, seq) / 1e12
+            rows.append({"model": short, "dtype": str(dtype).removeprefix("torch."), "tokens_per_s": tps,
+                         "tflops": tflops, "share_of_peak": tflops / peak_tflops})
+            print(f"{short} {dtype}: {tps:,.0f} tok/s, {tflops:.1f} TFLOP/s", file=sys.stderr)
+            del loaded
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    return rows
+
+
+def random_markdown(rows: list[dict], device: str, batch: int, seq: int, peak: float, argv: list[str]) -> str:
+    name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else _cpu_name()
+    lines = [
+        "### Random models of real shapes (`--random-models`)",
+        "",
+        f"Command: `python benchmarks/bench_embed.py {' '.join(argv)}` — {time.strftime('%Y-%m-%d')}, {name}, "
+        f"torch {torch.__version__}. Forward through every layer (`forward_hooks`, SDPA fast path), batch "
+        f"{batch} x {seq} tokens; share of a {peak:g} TFLOP/s bfloat16 peak.",
+        "",
+        "| shape | dtype | tokens/s | TFLOP/s | share of bf16 peak |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['dtype']} | {r['tokens_per_s']:,.0f} | {r['tflops']:.1f} | "
+                     f"{r['share_of_peak']:.1%} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 RSS_CHILD = """
 import json, resource, sys, tempfile, time, torch
 sys.path.insert(0, {repo!r})
@@ -238,7 +439,40 @@ def main() -> None:
     parser.add_argument("--skip-model", action="store_true", help="only the RSS part")
     parser.add_argument("--out", type=Path, help="also write the markdown snippet here")
     parser.add_argument("--json", type=Path, help="also write raw results as JSON here")
+    parser.add_argument("--compare-dtypes", action="store_true",
+                        help="only the float32 vs bfloat16 comparison of `mona embed` routes")
+    parser.add_argument("--random-models", action="store_true",
+                        help="only the randomly initialised 270M/1B-shaped models (needs a GPU unless --device cpu)")
+    parser.add_argument("--device", default="auto", help="device for --random-models (auto: the GPU)")
+    parser.add_argument("--batch", type=int, default=32, help="--random-models batch size")
+    parser.add_argument("--seq", type=int, default=512, help="--random-models sequence length")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="bfloat16 dense peak of the GPU")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="--random-models shapes, comma-separated")
     args = parser.parse_args()
+    if args.random_models:
+        device = args.device
+        if device == "auto":
+            if not torch.cuda.is_available():
+                print("random-model GPU benchmark skipped: no CUDA device (pass --device cpu to run it on the CPU)")
+                return
+            device = "cuda"
+        rows = random_models(device, args.batch, args.seq, args.repeats, args.peak_tflops, args.shapes.split(","))
+        text = random_markdown(rows, device, args.batch, args.seq, args.peak_tflops, sys.argv[1:])
+        print(text)
+        if args.out:
+            args.out.write_text(text)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return
+    if args.compare_dtypes:
+        res = compare_dtypes(args.samples, args.repeats)
+        text = dtype_markdown(res, sys.argv[1:])
+        print(text)
+        if args.out:
+            args.out.write_text(text)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=2))
+        return
     rss = peak_rss([int(x) for x in args.rss.split(",") if x])
     res = None if args.skip_model else throughput(args.samples, args.repeats)
     if args.json:

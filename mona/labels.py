@@ -237,6 +237,7 @@ def compute_labels(
     config: LabelConfig | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    runtime: Any = None,
 ) -> FeatureLabels:
     """Top-activating tokens per feature of ``sae`` over ``samples``; cached in ``out_dir``.
 
@@ -244,6 +245,7 @@ def compute_labels(
     ``model``: a model name/folder or a ``LoadedModel``; ``sae``: a ``load_sae`` spec, a ``LoadedSAE`` or a bare
     sae-lens SAE. ``out_dir`` defaults to ``MONA_HOME/labels/<sae>-<key>``, the key hashing the model name, SAE
     identity, corpus fingerprint and settings; labels already there are read back without running the model.
+    ``runtime`` (:class:`mona.runtime.Runtime`): device and dtype of a model loaded here.
     """
     from mona.data import Sample, fingerprint, load_samples
 
@@ -274,7 +276,7 @@ def compute_labels(
     if isinstance(model, (str, Path)):
         from mona.models import load_model
 
-        loaded = load_model(str(model))
+        loaded = load_model(str(model), runtime=runtime)
     hook = hook or identity.get("hook")
     if not hook:
         raise MonaError("the SAE does not record its hook; pass hook=")

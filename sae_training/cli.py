@@ -52,6 +52,7 @@ class EvalArgs:
 
 def register(subparsers: Any) -> None:
     """Add ``train`` and ``eval`` to ``subparsers`` (of ``mona-sae``, or of ``mona sae``)."""
+    from mona.runtime import Runtime
     from sae_training.config import SAETrainConfig
     from sae_training.evaluate import EvalConfig
 
@@ -63,6 +64,8 @@ def register(subparsers: Any) -> None:
     add_config(train, TrainArgs)
     add_config_file(train, "train")
     add_config(train, SAETrainConfig, dest="train", title="SAE training (SAETrainConfig)")
+    add_config(train, Runtime, dest="runtime", exclude=("device", "sae_dtype", "attention", "gpu_batch_tokens"),
+               title="model precision (Runtime; --device is the SAE training device above)")
 
     ev = add_command(subparsers, "eval", run_eval, help="evaluate an SAE folder on held-out text",
                      description="Explained variance, L0, alive features and the next-token-loss cost on held-out "
@@ -71,6 +74,8 @@ def register(subparsers: Any) -> None:
     add_config_file(ev, "eval")
     add_config(ev, EvalConfig, dest="eval", aliases={"batch_size_prompts": ["--batch-size"]},
                title="evaluation (EvalConfig)")
+    add_config(ev, Runtime, dest="runtime", exclude=("sae_dtype", "attention", "gpu_batch_tokens"),
+               title="model device and precision (Runtime)")
 
 
 def train_config(args: argparse.Namespace) -> Any:
@@ -81,15 +86,21 @@ def train_config(args: argparse.Namespace) -> Any:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from mona.runtime import Runtime
+
     a = config_from(args, TrainArgs)
     config = train_config(args)
+    model_dtype = config_from(args, Runtime, dest="runtime").model_dtype
+    runtime = Runtime(device=config.device, model_dtype=model_dtype).resolved()
     if a.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
+    from mona.models import load_model
     from sae_training.evaluate import format_table
     from sae_training.train import train
 
-    result = train(config, resume=a.resume, evaluate_after=a.eval)
+    loaded = load_model(config.model, runtime=runtime)
+    result = train(config, resume=a.resume, evaluate_after=a.eval, loaded=loaded)
     print(f"SAE saved to {result.sae_dir} ({result.tokens:,} tokens, {result.tokens_per_second:.0f} tok/s)")
     if result.eval_metrics:
         print(format_table(result.eval_metrics))
@@ -98,15 +109,17 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from mona.models import load_model
+    from mona.runtime import Runtime
     from mona.saes import default_sae_dir, sae_metadata
     from sae_training.corpus import load_corpus
     from sae_training.evaluate import EvalConfig, evaluate, format_table
 
     a = config_from(args, EvalArgs)
     config = load_config(args, EvalConfig, dest="eval", section="eval")
+    runtime = config_from(args, Runtime, dest="runtime").resolved()
     sae_dir = default_sae_dir() if a.sae_dir == "default" else Path(a.sae_dir)
     meta = sae_metadata(sae_dir)
-    loaded = load_model(a.model or meta.get("model_name") or "gemma-3-270m")
+    loaded = load_model(a.model or meta.get("model_name") or "gemma-3-270m", runtime=runtime)
     texts = load_corpus(a.corpus, loaded.tokenizer) if a.corpus else None
     metrics = evaluate(sae_dir, texts=texts, loaded=loaded, config=config, write=a.write)
     if a.json_out:

@@ -39,6 +39,7 @@ class EmbedArgs:
 
 def register(subparsers: Any) -> None:
     from mona.embed import EmbedConfig
+    from mona.runtime import Runtime
 
     p = add_command(
         subparsers, "embed", run,
@@ -49,6 +50,7 @@ def register(subparsers: Any) -> None:
     add_config(p, EmbedArgs)
     add_config_file(p, "embed")
     add_config(p, EmbedConfig, dest="embed", title="embedding (EmbedConfig)")
+    add_config(p, Runtime, dest="runtime", title="device and precision (Runtime)")
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -69,6 +71,12 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def _runtime(args: argparse.Namespace) -> Any:
+    from mona.runtime import Runtime
+
+    return config_from(args, Runtime, dest="runtime")
+
+
 def run(args: argparse.Namespace) -> int:
     from mona.embed import embed
     from mona.errors import MonaError
@@ -83,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         config = _config(args)
         sae = None if config.mode != "sae" else a.sae
         store = embed(a.input, model=a.model, sae=sae, config=config, out_dir=a.out,
-                      shard=_parse_shard(a.shard), format=a.format, progress=not a.quiet)
+                      shard=_parse_shard(a.shard), format=a.format, progress=not a.quiet,
+                      runtime=_runtime(args))
     if not store.complete:
         print(f"part done: {a.out} (finish the other parts, then `mona embed --finalize --out {a.out}`)")
         return 0

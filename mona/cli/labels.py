@@ -26,6 +26,7 @@ class LabelArgs:
 
 def register(subparsers: Any) -> None:
     from mona.labels import LabelConfig
+    from mona.runtime import Runtime
 
     p = add_command(
         subparsers, "labels", run,
@@ -36,14 +37,17 @@ def register(subparsers: Any) -> None:
     add_config(p, LabelArgs)
     add_config_file(p, "labels")
     add_config(p, LabelConfig, dest="labels", title="feature labels (LabelConfig)")
+    add_config(p, Runtime, dest="runtime", title="device and precision (Runtime)")
 
 
 def run(args: argparse.Namespace) -> int:
     from mona.labels import LabelConfig, compute_labels
+    from mona.runtime import Runtime
 
     a = config_from(args, LabelArgs)
+    runtime = config_from(args, Runtime, dest="runtime").resolved()
     config = load_config(args, LabelConfig, dest="labels", section="labels")
-    labels = compute_labels(a.samples, model=a.model, sae=a.sae, config=config, out_dir=a.out)
+    labels = compute_labels(a.samples, model=a.model, sae=a.sae, config=config, out_dir=a.out, runtime=runtime)
     fired = int((labels.counts > 0).sum())
     print(f"labels of {labels.n_features} features ({fired} fired on {labels.manifest['tokens']} tokens) -> "
           f"{labels.path}")

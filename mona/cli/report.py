@@ -31,6 +31,7 @@ def register(subparsers: Any) -> None:
     from mona.explain import ExplainConfig
     from mona.labels import LabelConfig
     from mona.report import ReportConfig
+    from mona.runtime import Runtime
 
     p = add_command(
         subparsers, "report", run,
@@ -43,6 +44,7 @@ def register(subparsers: Any) -> None:
     add_config(p, ReportConfig, dest="report", title="report (ReportConfig)")
     add_config(p, ExplainConfig, dest="explain", title="explanation (ExplainConfig)")
     add_config(p, LabelConfig, dest="labels", title="feature labels, with --label-samples (LabelConfig)")
+    add_config(p, Runtime, dest="runtime", title="device and precision, with --label-samples (Runtime)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
     labels: Any = a.labels
     if a.label_samples is not None:
         from mona.labels import LabelConfig, compute_labels
+        from mona.runtime import Runtime
 
         label_config = load_config(args, LabelConfig, dest="labels", section="labels", primary=False)
-        labels = compute_labels(a.label_samples, model=a.model, sae=a.sae, config=label_config)
+        runtime = config_from(args, Runtime, dest="runtime").resolved()
+        labels = compute_labels(a.label_samples, model=a.model, sae=a.sae, config=label_config, runtime=runtime)
     ex = explain_selection(args, a, labels=labels, primary=False)
     path = render_report(a.selection, explanation=ex, labels=labels, out=a.out, config=config)
     print(f"report: {path}")

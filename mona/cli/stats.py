@@ -27,23 +27,27 @@ class StatsArgs:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from mona.activations import ActivationConfig
+    from mona.runtime import Runtime
 
     p = add_command(subparsers, "stats", run, help="per-layer residual-stream statistics of a sample file")
     add_config(p, StatsArgs)
     add_config(p, ActivationConfig, dest="activations", exclude=("hooks", "window"),
                title="activations (ActivationConfig)")
+    add_config(p, Runtime, dest="runtime", title="device and precision (Runtime)")
 
 
 def run(args: argparse.Namespace) -> int:
     from mona.activations import ActivationConfig, layer_statistics
     from mona.data import load_samples
     from mona.models import load_model
+    from mona.runtime import Runtime
 
     a = config_from(args, StatsArgs)
     config = config_from(args, ActivationConfig, dest="activations")
+    runtime = config_from(args, Runtime, dest="runtime").resolved()
     start = time.time()
     samples = load_samples(a.input)  # bad input fails before the model is loaded
-    loaded = load_model(a.model)
+    loaded = load_model(a.model, runtime=runtime)
     rows = layer_statistics(loaded, samples, list(a.layers), config)
     print(
         f"\nmodel {loaded.identity.name} ({loaded.identity.source}, {loaded.n_layers} layers, d_model "
