@@ -258,6 +258,8 @@ class _Sequence(argparse.Action):
 
 def _converter(kind: _Kind) -> Any:
     def convert(text: str) -> Any:
+        if text is argparse.SUPPRESS:  # an optional positional left out: argparse converts its default too
+            return text
         try:
             return _from_text(text, kind)
         except ValueError as exc:
