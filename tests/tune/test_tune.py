@@ -228,3 +228,16 @@ def test_the_report_shows_the_tune_section(model_dir, data, tmp_path):
     html = render_report(sel, out=tmp_path / "after.html").read_text()
     assert 'id="tune"' in html and "Does the subset help?" in html and "share of ref." in html
     assert html.count("data:image/png;base64,") >= 1 and "<td>reference</td>" in html
+
+
+def test_every_tune_setting_is_a_flag(capsys):
+    import dataclasses
+
+    from mona.cli import main
+
+    assert main(["tune", "--help"]) == 0
+    shown = capsys.readouterr().out
+    for f in dataclasses.fields(TuneConfig):
+        assert "--" + f.name.replace("_", "-") in shown, f.name
+    for flag in ("--eval", "--eval-cross", "--tune-split", "--pool-samples", "--out"):
+        assert flag in shown
