@@ -106,8 +106,8 @@ def residuals(
     """Read the model once per sample set (cached under $MONA_HOME/bench; ``extra_hooks`` are saved too)."""
     root = mona_home() / "bench" / f"{name}-{_key(samples, loaded, max_tokens)}"
     tag = hook.replace(".", "_")
-    if not (root / f"resid-{tag}.npy").exists():
-        _compute(samples, loaded, (hook, *extra_hooks), max_tokens, root)
+    if not ((root / "ids.json").exists() and (root / f"resid-{tag}.npy").exists()):
+        _compute_in_parts(samples, loaded, (hook, *extra_hooks), max_tokens, root)
     return Residuals(
         json.loads((root / "ids.json").read_text()),
         np.load(root / f"resid-{tag}.npy", mmap_mode="r"),
@@ -116,6 +116,34 @@ def residuals(
         np.load(root / f"dense-{tag}.npy"),
         np.load(root / "layers.npy"),
     )
+
+
+PART = 400  # samples per resumable part of a cache
+
+
+def _compute_in_parts(samples: list[Sample], loaded: LoadedModel, hooks: tuple[str, ...], max_tokens: int,
+                      root: Path) -> None:
+    """:func:`_compute` on parts of ``PART`` samples, each saved under ``root/parts/`` as it completes (a rerun
+    after an interruption skips the finished parts), then joined into ``root``'s arrays."""
+    parts = [(i, samples[i : i + PART]) for i in range(0, len(samples), PART)]
+    for i, chunk in parts:
+        folder = root / "parts" / f"{i:08d}"
+        if not all((folder / n).exists() for n in ("ids.json", *(f"resid-{h.replace('.', '_')}.npy" for h in hooks))):
+            log.info("features of samples %d-%d of %d", i, i + len(chunk), len(samples))
+            _compute(chunk, loaded, hooks, max_tokens, folder)
+    folders = [root / "parts" / f"{i:08d}" for i, _ in parts]
+    for h in hooks:
+        tag = h.replace(".", "_")
+        np.save(root / f"dense-{tag}.npy", np.concatenate([np.load(f / f"dense-{tag}.npy") for f in folders]))
+        resid = [np.load(f / f"resid-{tag}.npy") for f in folders]
+        wide = any(r.dtype != np.float16 for r in resid)
+        np.save(root / f"resid-{tag}.npy", np.concatenate([r.astype(np.float32) if wide else r for r in resid]))
+    counts = np.concatenate([np.diff(np.load(f / "offsets.npy")) for f in folders])
+    np.save(root / "offsets.npy", np.concatenate([[0], np.cumsum(counts)]))
+    np.save(root / "response.npy", np.concatenate([np.load(f / "response.npy") for f in folders]))
+    np.save(root / "layers.npy", np.concatenate([np.load(f / "layers.npy") for f in folders]))
+    # ids last: its presence marks a complete cache folder (as it marks a complete part)
+    (root / "ids.json").write_text(json.dumps([s.id for s in samples]))
 
 
 def _compute(samples: list[Sample], loaded: LoadedModel, hooks: tuple[str, ...], max_tokens: int, root: Path) -> None:

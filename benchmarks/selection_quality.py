@@ -111,9 +111,17 @@ def sae_variants(which: str) -> list[dict]:
     return base + weighted + decoder + more
 
 
-CHOSEN = {"pooling": "mean", "span": "all", "similarity": "decoder", "aggregate": "prototype",
-          "feature_weights": "idf", "max_feature_share": 0.5}
-"""The SAE setting chosen on the tune half (BENCHMARKS.md); ``--bootstrap`` measures its spread."""
+def _default_setting() -> dict:
+    from mona.select.methods.mona import CodeOptions
+
+    o = CodeOptions()
+    return {"pooling": "mean", "span": "all", "similarity": o.similarity, "aggregate": o.aggregate,
+            "feature_weights": o.feature_weights, "max_feature_share": o.max_feature_share}
+
+
+CHOSEN = _default_setting()
+"""``mona``'s default setting (the ``robust`` preset, chosen on the tune halves of both benchmarks, BENCHMARKS.md)
+on mean-pooled codes; ``--bootstrap`` measures its spread, and the tables mark its row ``(default)``."""
 
 
 def per_sample_scores(pool, targets, pool_tc, target_tc, sae, manifest) -> dict[str, dict[str, np.ndarray]]:
@@ -137,11 +145,11 @@ def per_sample_scores(pool, targets, pool_tc, target_tc, sae, manifest) -> dict[
     text = {m: (get_method(m), Context(None, pool, SelectConfig.build(method=m, n=1), 1)) for m in ("tfidf", "bm25")}
     sentence_pool, sentence_targets = sentence_stores(pool, targets)
     X_sbert = sentence_pool.dense()
-    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("mona (chosen)", "dense", "tfidf", "bm25", "sbert")}
+    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("mona (default)", "dense", "tfidf", "bm25", "sbert")}
     for name, tc in target_tc.items():
         T = tc.pooled(CHOSEN["pooling"], CHOSEN["span"])
         rows = [ArrayStore([tc.ids[j]], codes_matrix=T[j], manifest=manifest) for j in range(T.shape[0])]
-        out["mona (chosen)"][name] = np.stack([score_codes(pm, [r], 0, 0).scores for r in rows], axis=1)
+        out["mona (default)"][name] = np.stack([score_codes(pm, [r], 0, 0).scores for r in rows], axis=1)
         cols = []
         for j in range(len(tc.ids)):
             one = ArrayStore([tc.ids[j]], dense_matrix=tc.dense[j : j + 1], manifest={**manifest, "mode": "dense"})
@@ -151,7 +159,9 @@ def per_sample_scores(pool, targets, pool_tc, target_tc, sae, manifest) -> dict[
         for m, (method, ctx) in text.items():
             out[m][name] = np.stack([method.score(ctx, [t], 0).scores for t in targets[name]], axis=1)
         out["sbert"][name] = X_sbert @ sentence_targets[name].dense().T
-    out["sbert/max"] = out["sbert"]  # the same cosines, best target sample instead of the mean
+    # the same per-target-sample scores, best target sample instead of the mean (what ``aggregate="max"`` does)
+    for m in ("tfidf", "bm25", "sbert"):
+        out[f"{m}/max"] = out[m]
     return out
 
 
@@ -170,13 +180,13 @@ def sentence_stores(pool, targets) -> tuple:
 
 
 def bootstrap(S: dict[str, dict[str, np.ndarray]], n: int, ids: list[str], pool_domains: dict[str, str],
-              reps: int, seed: int = 0) -> dict:
+              hits_of: dict[str, set[str]], reps: int, seed: int = 0) -> dict:
     """Precision when the target set is resampled (with replacement) ``reps`` times, every method on the same
     resamples: how much of a gap between two methods is which target samples happened to be drawn."""
     rng = np.random.default_rng(seed)
     out: dict = {"reps": reps, "full": {}, "mean": {}, "p05": {}, "p95": {}, "sae_wins": {}}
     for name in next(iter(S.values())):
-        hits = TARGET_DOMAINS[name]
+        hits = hits_of[name]
         m = next(iter(S.values()))[name].shape[1]
         draws = [np.arange(m)] + [rng.integers(0, m, m) for _ in range(reps)]
         prec = {}
@@ -184,7 +194,7 @@ def bootstrap(S: dict[str, dict[str, np.ndarray]], n: int, ids: list[str], pool_
             pick = (lambda M: M.max(axis=1)) if meth.endswith("/max") else (lambda M: M.mean(axis=1))
             prec[meth] = np.array([top_precision(pick(S[meth][name][:, d]), n, ids, pool_domains, hits)
                                    for d in draws])
-        sae = prec["mona (chosen)"][1:]
+        sae = prec["mona (default)"][1:]
         for meth, v in prec.items():
             out["full"].setdefault(meth, {})[name] = round(float(v[0]), 3)
             out["mean"].setdefault(meth, {})[name] = round(float(v[1:].mean()), 3)
@@ -224,21 +234,36 @@ def keep_largest(X: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return X
 
 
+def load_benchmark(benchmark: str, split: str, pool_n: int | None = None) -> tuple[list, dict, dict, str]:
+    """(pool samples, target name -> samples, target name -> pool domains that count as hits, feature-cache
+    prefix) of the ``demo`` benchmark (:func:`mona.demo.build_demo_pool`) or the ``transfer`` one
+    (:mod:`mona.demo.transfer`: in-domain pool samples only in other sources and formats than the target's,
+    distractors in the target's format)."""
+    if benchmark == "transfer":
+        from mona.demo.transfer import build_transfer_pool, build_transfer_targets
+
+        pool = load_samples(build_transfer_pool(n=pool_n or 2000))
+        targets = {k: load_samples(p) for k, p in build_transfer_targets(split=split).items()}
+        return pool, targets, {k: {k} for k in targets}, "transfer-"
+    pool = load_samples(build_demo_pool(n=pool_n or 4000))
+    targets = {k: load_samples(p) for k, p in build_demo_targets(split=split).items()}
+    return pool, targets, {k: TARGET_DOMAINS[k] for k in targets}, ""
+
+
 def run(args: argparse.Namespace) -> dict:
     from mona.models import load_model
     from mona.saes import load_sae
 
-    pool = load_samples(build_demo_pool(n=args.pool_n))
+    pool, targets, hits_of, prefix = load_benchmark(args.benchmark, args.split, args.pool_n)
     pool_domains = {s.id: s.record["domain"] for s in pool}
-    targets = {k: load_samples(p) for k, p in build_demo_targets(split=args.split).items()}
     if args.targets:
         targets = {k: v for k, v in targets.items() if k in args.targets.split(",")}
     loaded = load_model(args.model)
     sae = load_sae(args.sae, model=loaded)
     t0 = time.time()
-    pool_tc = extract(pool, loaded, sae, max_tokens=args.max_tokens, name="pool")
+    pool_tc = extract(pool, loaded, sae, max_tokens=args.max_tokens, name=f"{prefix}pool")
     target_tc = {
-        k: extract(v, loaded, sae, max_tokens=args.max_tokens, name=f"target-{k}-{args.split}")
+        k: extract(v, loaded, sae, max_tokens=args.max_tokens, name=f"{prefix}target-{k}-{args.split}")
         for k, v in targets.items()
     }
     log.info("features ready in %.0f s", time.time() - t0)
@@ -268,7 +293,7 @@ def run(args: argparse.Namespace) -> dict:
                 pool_samples=pool,
                 sae=sae,
             )
-            record(variant_name(v), name, precision(sel, pool_domains, TARGET_DOMAINS[name]))
+            record(variant_name(v), name, precision(sel, pool_domains, hits_of[name]))
 
     if args.variants == "all":
         from sklearn.feature_extraction.text import CountVectorizer
@@ -278,18 +303,18 @@ def run(args: argparse.Namespace) -> dict:
             for name, tc in target_tc.items():
                 sc = log_odds_scores(Xp, tc.pooled("binary", span))
                 label = "explore: SAE log-odds" + ("" if span == "all" else f" span={span}")
-                record(label, name, top_precision(sc, n, pool_tc.ids, pool_domains, TARGET_DOMAINS[name]))
+                record(label, name, top_precision(sc, n, pool_tc.ids, pool_domains, hits_of[name]))
         vec = CountVectorizer(min_df=2, binary=True).fit([s.plain for s in pool])
         Wp = vec.transform([s.plain for s in pool]).tocsr()
         for name in target_tc:
             Wt = vec.transform([s.plain for s in targets[name]]).tocsr()
             sc = log_odds_scores(Wp, Wt)
             record(
-                "explore: word log-odds", name, top_precision(sc, n, pool_tc.ids, pool_domains, TARGET_DOMAINS[name])
+                "explore: word log-odds", name, top_precision(sc, n, pool_tc.ids, pool_domains, hits_of[name])
             )
 
     for name, tc in target_tc.items():
-        hits = TARGET_DOMAINS[name]
+        hits = hits_of[name]
         dense_pool = ArrayStore(pool_tc.ids, dense_matrix=pool_tc.dense, manifest={**manifest, "mode": "dense"})
         dense_t = ArrayStore(tc.ids, dense_matrix=tc.dense, manifest={**manifest, "mode": "dense"})
         sel = select(dense_pool, target=dense_t, config=SelectConfig.build(method="dense", n=n), pool_samples=pool)
@@ -318,7 +343,7 @@ def run(args: argparse.Namespace) -> dict:
     boot = None
     if args.bootstrap:
         S = per_sample_scores(pool, targets, pool_tc, target_tc, sae, manifest)
-        boot = bootstrap(S, n, pool_tc.ids, pool_domains, args.bootstrap)
+        boot = bootstrap(S, n, pool_tc.ids, pool_domains, hits_of, args.bootstrap)
 
     diversity = {}
     X = pool_tc.pooled("mean", "all")
@@ -335,8 +360,9 @@ def run(args: argparse.Namespace) -> dict:
             "feature_coverage": round(covered / max(active_pool, 1), 3),
             "domain_entropy_bits": round(entropy([pool_domains[pool_tc.ids[r]] for r in rows]), 3),
         }
-    base_rates = {k: round(float(np.mean([pool_domains[s.id] in TARGET_DOMAINS[k] for s in pool])), 3) for k in targets}
+    base_rates = {k: round(float(np.mean([pool_domains[s.id] in hits_of[k] for s in pool])), 3) for k in targets}
     return {
+        "benchmark": args.benchmark,
         "split": args.split,
         "pool": len(pool),
         "n": n,
@@ -375,7 +401,7 @@ def to_markdown(res: dict) -> str:
         lines += [
             "",
             f"Target sets resampled with replacement {boot['reps']} times (every method on the same resamples): "
-            "mean precision [5th, 95th percentile]; `SAE wins` = share of resamples where the chosen SAE "
+            "mean precision [5th, 95th percentile]; `SAE wins` = share of resamples where mona's default "
             "setting picks more target-domain samples than the method (ties count half). `full` = the whole "
             "target set, as in the table above.",
             "",
@@ -387,7 +413,7 @@ def to_markdown(res: dict) -> str:
                      f"(full {boot['full'][meth][k]:.2f})" for k in names]
             lines.append(f"| {meth} | " + " | ".join(cells) + " |")
         for meth in boot["sae_wins"]:
-            if meth != "mona (chosen)":
+            if meth != "mona (default)":
                 lines.append(f"| SAE wins vs {meth} | " + " | ".join(f"{boot['sae_wins'][meth][k]:.0%}"
                                                                    for k in names) + " |")
     lines += [
@@ -404,20 +430,24 @@ def to_markdown(res: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--benchmark", choices=("demo", "transfer"), default="demo",
+                   help="demo pool and targets, or the transfer pool (target-domain samples only in other formats)")
     p.add_argument("--split", choices=("tune", "report", "all"), default="report")
     p.add_argument("--variants", choices=("quick", "all"), default="quick")
-    p.add_argument("--pool-n", type=int, default=4000)
+    p.add_argument("--pool-n", type=int, default=None, help="pool size (default: 4000 demo, 2000 transfer)")
     p.add_argument("--targets", default="", help="comma-separated subset of targets")
     p.add_argument("--model", default="gemma-3-270m")
     p.add_argument("--sae", default="default")
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--bootstrap", type=int, default=0,
-                   help="also resample each target set this many times (chosen SAE setting vs the baselines)")
+                   help="also resample each target set this many times (mona's default vs the baselines)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     res = run(args)
     RESULTS.mkdir(exist_ok=True)
     stem = f"selection_quality_{args.split}_{args.variants}"
+    if args.benchmark != "demo":
+        stem = f"{args.benchmark}_quality_{args.split}_{args.variants}"
     if args.sae != "default":  # another SAE's results sit beside the default's
         stem += f"_{Path(args.sae).name}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=1))
