@@ -57,7 +57,7 @@ class IndexConfig:
     projection: Projection = "random"
     """``ivf``: ``random`` projection (any width) or ``pca`` (trained; dense vectors of width <= 4096)."""
     nlist: int | None = None
-    """``ivf``: number of inverted lists; default about 4·sqrt(n)."""
+    """``ivf``: number of inverted lists; default about sqrt(n)."""
     nprobe: int = 32
     """``ivf``: lists visited per query."""
     rerank: int = 10
@@ -245,16 +245,17 @@ class Index:
                 rows[start + j, : len(top)] = c[top]
         return scores, rows
 
-    def pairs(self, threshold: float, rows: np.ndarray | None = None,
-              progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pairs(self, threshold: float, rows: np.ndarray | None = None, progress: bool = True,
+              nprobe: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every pair ``(i, j)``, ``i`` in ``rows`` (default all), ``j != i``, with exact cosine >= ``threshold``:
-        (i, j, cosine). ``ivf`` finds candidates above ``threshold - margin`` on approximate scores."""
+        (i, j, cosine). ``ivf`` finds candidates above ``threshold - margin`` on approximate scores in the
+        ``nprobe`` lists nearest each row (pairs this similar share a list or sit in neighbouring ones)."""
         if self.vectors is None:
             raise MonaError("this index has no vectors attached for range searches")
         rows = np.arange(self.n) if rows is None else np.asarray(rows, np.int64)
         radius = threshold if self.kind == "flat" else threshold - self.config.margin
         if self.kind == "ivf":
-            self._ivf()
+            self._ivf().nprobe = min(nprobe, self._ivf().nlist)
         out_i, out_j, out_s = [], [], []
         bar = tqdm(total=len(rows), desc="neighbours", unit="row", disable=not progress or len(rows) < 20_000)
         step = 1024
@@ -400,7 +401,7 @@ def _ivf(vectors: Vectors, n: int, width: int, config: IndexConfig) -> tuple[Any
     import faiss
 
     dims = min(config.dims, width)
-    nlist = config.nlist or int(4 * math.sqrt(n))
+    nlist = config.nlist or int(math.sqrt(n))
     nlist = max(1, min(nlist, n // 39 if n >= 39 else 1))
     projection = None
     if vectors.sparse and dims < width:  # sketch the sparse rows directly (never densify 16k-wide codes)
@@ -426,6 +427,7 @@ def _ivf(vectors: Vectors, n: int, width: int, config: IndexConfig) -> tuple[Any
     ivf = faiss.IndexIVFScalarQuantizer(quantizer, dims, nlist, faiss.ScalarQuantizer.QT_8bit,
                                         faiss.METRIC_INNER_PRODUCT)
     ivf.cp.seed = config.seed
+    ivf.cp.niter = 10
     index = faiss.IndexPreTransform(transform, ivf) if transform is not None else ivf
     index.train(xt)
     return index, projection

@@ -158,7 +158,7 @@ def simscale_ivf(space: Any, n: int, sim_threshold: float = 0.5, order: str = "f
     visited = 0
     for a in tqdm(range(0, N, block), desc="simscale", leave=False, disable=N < 20_000):
         vb = visit[a : a + block]
-        i, j, _ = index.pairs(radius, vb, progress=False)
+        i, j, _ = index.pairs(radius, vb, progress=False, nprobe=index.config.nprobe)
         inter = _cosines(space, i, j) * np.sqrt(sizes[i] * sizes[j])
         jac = np.where(sizes[i] + sizes[j] - inter > 0, inter / np.maximum(sizes[i] + sizes[j] - inter, 1e-12), 0.0)
         order_i = np.argsort(i, kind="stable")
