@@ -56,7 +56,7 @@ class DiffConfig:
     """Example samples per listed feature and side (highest pooled value first)."""
     contexts: int = 2
     """Top-activating label contexts shown per listed feature in the report (needs feature labels)."""
-    sample_chars: int = 300
+    sample_chars: int = 200
     """Characters of each example sample's text kept in diff.json and the report."""
 
     def __post_init__(self) -> None:
@@ -178,7 +178,10 @@ def _selection_side(path: Path, name: str) -> Side:
             raise ArtifactMismatch(f"{name}: selection pick {sid!r} is not row {row} of its pool store {cands[0]}")
     side = Side(name, store, np.asarray(sel.rows, np.int64), "selection", str(path))
     if sel.records:
-        side.texts.update(_texts([{**r, "id": i} for r, i in zip(sel.records, sel.ids, strict=False)]))
+        try:
+            side.texts.update(_texts([{**r, "id": i} for r, i in zip(sel.records, sel.ids, strict=False)]))
+        except MonaError:  # records in a form mona cannot read as samples: examples without text
+            log.info("%s: the selection's records are not readable as samples; examples without text", name)
     return side
 
 
@@ -186,11 +189,7 @@ def _texts(samples: Any) -> dict[str, str]:
     from mona.data import Sample, load_samples
 
     items = samples if isinstance(samples, list) and samples and isinstance(samples[0], Sample) else None
-    try:
-        items = items or load_samples(samples)
-    except MonaError:
-        return {}
-    return {str(s.id): s.plain for s in items}
+    return {str(s.id): s.plain for s in items or load_samples(samples)}
 
 
 def check_sides(a: Side, b: Side) -> None:
@@ -406,8 +405,20 @@ def _volcano(table: dict[str, np.ndarray], alpha: float) -> str | None:
     return png(fig)
 
 
+def _png_quietly(fig: Any) -> str:
+    """:func:`mona.report.plots.png`, without matplotlib's warnings about glyphs its font lacks (labels may
+    hold any script)."""
+    import warnings
+
+    from mona.report.plots import png
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        return png(fig)
+
+
 def _bars(s: dict[str, Any], labels: Any) -> str | None:
-    from mona.report.plots import POOL_COLOR, SEL_COLOR, _pyplot, png
+    from mona.report.plots import POOL_COLOR, SEL_COLOR, _pyplot
 
     rows = s["over"][:12] + s["under"][:12]
     if not rows:
@@ -422,4 +433,4 @@ def _bars(s: dict[str, Any], labels: Any) -> str | None:
     ax.set_xlabel("share of samples where the feature is active")
     ax.set_title("Most over- (top) and under-represented features in A", fontsize=10.5)
     ax.legend(frameon=False, fontsize=9)
-    return png(fig)
+    return _png_quietly(fig)

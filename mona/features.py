@@ -7,7 +7,8 @@ so every score can be checked by eye:
 * the query is lower-cased; its *words* are its runs of letters and digits;
 * each of a feature's top contexts ``j`` (activation ``v_j``) gets a match value ``m_j``:
   ``1`` when the **activating token** itself matches (the query occurs in the token, the token is one of the
-  query's words, or a token of 3+ characters occurs inside one of them), else ``0.5 x`` how much of the query
+  query's words, or a token of 3+ characters begins one of them: ``frac`` for ``fraction``, not ``action``),
+  else ``0.5 x`` how much of the query
   its **context** holds (``1`` when the whole query occurs in the context text, else the share of the query's
   words that are words of the context), else ``0``;
 * ``score = sum_j v_j m_j / sum_j v_j`` (in [0, 1]): the activation-weighted share of the top contexts that
@@ -99,7 +100,7 @@ class _Query:
         t = token.lower().strip()
         if not t:
             return False
-        return self.text in t or t in self.words or (len(t) >= 3 and any(t in w for w in self.words))
+        return self.text in t or t in self.words or (len(t) >= 3 and any(w.startswith(t) for w in self.words))
 
     def overlap(self, text: str) -> float:
         """1 when the whole query occurs in ``text``, else the share of its words that are words of ``text``."""

@@ -81,8 +81,10 @@ def test_word_overlap_and_partial_tokens(labels):
     # "linear equation": token "equation" is one of the query's words (full credit on both of feature 5's contexts)
     found = search_features("linear equation", labels)
     assert found[0].feature == 5 and found[0].token_matches == 2 and found[0].score == pytest.approx(1.0)
-    # a query word that contains the activating token (3+ characters): "integrals" holds "integral"
+    # a query word that begins with the activating token (3+ characters): "integrals" starts with "integral";
+    # a token inside a word is another word ("tag" in "stage")
     assert search_features("integrals", labels)[0].feature == 2
+    assert search_features("stage", labels) == [] and search_features("tags", labels)[0].feature == 6
 
 
 def test_explanations_are_matched_when_present(labels, tmp_path):
@@ -207,3 +209,20 @@ def test_search_real_labels_from_the_tiny_model(tiny, tmp_path):
     # every feature whose strongest activating token is exactly the query is found with a token match
     exact = [g for g in range(labels.n_features) if labels.counts[g] and labels.top_tokens(g, 1) == [token]]
     assert {g for g in exact} <= {m.feature for m in found if m.token_matches}
+
+
+def test_cli_select_reads_a_saved_search(stores_on_disk, tmp_path, capsys):
+    """``mona select --exclude-features @FILE``: the saved search's features are never active in a pick."""
+    from mona.select import load_selection
+    from mona.store import open_store
+
+    root, _ = stores_on_disk
+    X = open_store(root / "pool").codes().toarray()
+    counts = (X > 0).sum(0)
+    f = int(np.argmin(np.abs(counts - len(X) / 2)))  # a feature active in about half the pool
+    assert 0 < counts[f] <= len(X) - 5
+    (tmp_path / "s.json").write_text(json.dumps({"query": "q", "features": [{"feature": f, "score": 1.0}]}))
+    assert main(["select", "--method", "greedy-coverage", "--pool", str(root / "pool"), "--n", "5",
+                 "--exclude-features", f"@{tmp_path / 's.json'}", "--out", str(tmp_path / "sel")]) == 0
+    sel = load_selection(tmp_path / "sel")
+    assert sel.config.exclude_features == (f,) and not (X[sel.rows, f] > 0).any()

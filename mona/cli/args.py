@@ -149,13 +149,15 @@ def _from_text(text: str, kind: _Kind) -> Any:
             raise ValueError(f"expected a number, got {text!r}") from None
     elif base in (str, Path):
         value = base(text)
-    else:  # dict, Any: a YAML value (``{a: 1}``, ``[1, 2]``, ``3``)
+    else:  # dict, Any: a YAML value (``{a: 1}``, ``[1, 2]``, ``3``); otherwise the text (``@FILE``)
         import yaml
 
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
-            raise ValueError(f"cannot parse {text!r}") from None
+            if base is dict:
+                raise ValueError(f"cannot parse {text!r}") from None
+            value = text
         if base is dict and not isinstance(value, dict):
             raise ValueError(f"expected a mapping such as '{{key: value}}', got {text!r}")
     return _check_choice(value, kind)
