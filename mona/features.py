@@ -19,8 +19,8 @@ so every score can be checked by eye:
 * features with ``score > 0`` are ranked by score, then by the number of activating tokens that match, then by
   their top activation, then by id.
 
-Only contexts holding a token that is part of the query or contains one of its words are read as text (a
-vectorised pre-filter over token ids), so a search over a 1M-feature SAE reads few contexts.
+Each search reads every top context once (token matches are looked up per vocabulary entry, context matches
+are substring and whole-word tests over the joined context texts), about a second for 8k features x 12 contexts.
 
 A saved search (``save_search``) is JSON ``{"query": ..., "features": [{"feature": id, "score": ..., "label":
 ...}, ...], ...}``: what ``exclude_features=["@FILE"]`` and the other steering settings of
@@ -111,10 +111,6 @@ class _Query:
             return 0.0
         return len(self.words & set(_WORD.findall(low))) / len(self.words)
 
-    def candidate(self, token: str) -> bool:
-        """Whether a context holding this token can match (the pre-filter)."""
-        t = token.lower().strip()
-        return bool(t) and (t in self.text or any(w in t for w in self.words) or self.text in t)
 
 
 def search_features(
@@ -130,52 +126,45 @@ def search_features(
     if explanations is None:
         explanations = load_explanations(labels.path) if labels.path is not None else {}
     q = _Query.of(query)
-    candidates = _candidates(q, labels) | {f for f, text in explanations.items() if q.overlap(text) > 0}
-    found = []
-    for f in sorted(candidates):
-        if f >= labels.n_features:
-            continue
-        match = _score(q, labels, f, explanations.get(f))
-        if match.score > min_score:
-            found.append(match)
-    found.sort(key=lambda m: (-m.score, -m.token_matches, -m.top_value, m.feature))
-    return found if top is None else found[:top]
+    valid = labels.sample >= 0  # (F, k)
+    token, overlap = _context_matches(q, labels)
+    m = np.where(token, 1.0, 0.5 * overlap) * valid
+    v = np.where(valid, labels.values, 0.0).astype(np.float64)
+    mass = v.sum(1)
+    score = np.divide((v * m).sum(1), mass, out=np.zeros_like(mass), where=mass > 0)
+    for f, text in explanations.items():
+        if 0 <= f < labels.n_features:
+            score[f] = max(score[f], q.overlap(text))
+    n_token, n_match = (token & valid).sum(1), ((m > 0) & valid).sum(1)
+    top_value = np.where(valid[:, 0], labels.values[:, 0], 0.0)
+    hits = np.flatnonzero(score > min_score)
+    order = hits[np.lexsort((hits, -top_value[hits], -n_token[hits], -score[hits]))]
+    return [FeatureMatch(
+        feature=int(f), score=float(score[f]), label=labels.label(int(f)), token_matches=int(n_token[f]),
+        context_matches=int(n_match[f]), contexts=int(valid[f].sum()), top_value=float(top_value[f]),
+        explanation=explanations.get(int(f)), url=labels.neuronpedia_url(int(f)),
+    ) for f in (order if top is None else order[:top])]
 
 
-def _candidates(q: _Query, labels: Any) -> set[int]:
-    ids = np.array([i for i, text in labels.vocab.items() if q.candidate(text)], dtype=np.int64)
-    if not len(ids):
-        return set()
-    hit = np.isin(labels.contexts, ids).any(axis=2) & (labels.sample >= 0)  # (F, k)
-    return {int(f) for f in np.flatnonzero(hit.any(axis=1))}
-
-
-def _score(q: _Query, labels: Any, f: int, explanation: str | None) -> FeatureMatch:
-    c = labels.context
-    weights, values, tokens = 0.0, 0.0, 0
-    matched = 0
-    for j in range(labels.values.shape[1]):
-        if labels.sample[f, j] < 0:
-            break
-        ctx = labels.contexts[f, j]
-        v = float(labels.values[f, j])
-        if q.token_hit(labels.vocab.get(int(ctx[c]), "")):
-            m = 1.0
-            tokens += 1
-        else:
-            m = 0.5 * q.overlap("".join(labels.vocab.get(int(t), "") for t in ctx if t >= 0))
-        matched += m > 0
-        weights += v * m
-        values += v
-    n_ctx = int((labels.sample[f] >= 0).sum())
-    score = weights / values if values > 0 else 0.0
-    if explanation:
-        score = max(score, q.overlap(explanation))
-    return FeatureMatch(
-        feature=int(f), score=float(score), label=labels.label(f), token_matches=tokens, context_matches=matched,
-        contexts=n_ctx, top_value=float(labels.values[f, 0]) if n_ctx else 0.0, explanation=explanation,
-        url=labels.neuronpedia_url(f),
-    )
+def _context_matches(q: _Query, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(F, k) whether each top context's activating token matches, and how much of the query its context holds:
+    1 for the whole query, else the share of the query's words found as words of the context."""
+    ids = np.array(sorted(labels.vocab), dtype=np.int64)
+    size = int(ids.max()) + 2 if len(ids) else 1
+    text = np.full(size, "", dtype=object)  # the last slot stands for -1 (outside the sample)
+    text[ids] = [labels.vocab[int(i)].lower() for i in ids]
+    hit = np.zeros(size, bool)
+    hit[ids] = [q.token_hit(labels.vocab[int(i)]) for i in ids]
+    ctx = np.where(labels.contexts >= 0, labels.contexts, size - 1)
+    token = hit[ctx[:, :, labels.context]]
+    joined = ["".join(row) for row in text[ctx.reshape(-1, ctx.shape[2])]]
+    phrase = np.fromiter((q.text in t for t in joined), bool, len(joined))
+    words = np.zeros(len(joined))
+    for w in q.words:
+        rx = re.compile(rf"\b{re.escape(w)}\b")
+        words += np.fromiter((rx.search(t) is not None for t in joined), bool, len(joined))
+    overlap = np.where(phrase, 1.0, words / max(len(q.words), 1))
+    return token, overlap.reshape(ctx.shape[:2])
 
 
 def load_explanations(path: str | Path | None) -> dict[int, str]:
