@@ -204,7 +204,11 @@ class _Connection:
             else:
                 ray.init(address=self.address)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise MonaError(f"cannot connect to Ray at {self.address}: {' '.join(str(exc).split())[:300]}") from None
+            hint = ""
+            if self.address not in (LOCAL, "auto") and "RAY_AUTH_MODE" not in os.environ:
+                hint = " (a cluster with token authentication needs RAY_AUTH_MODE=token for an explicit address)"
+            raise MonaError(f"cannot connect to Ray at {self.address}: {' '.join(str(exc).split())[:300]}{hint}") \
+                from None
         self.owned = True
         return ray
 

@@ -84,6 +84,7 @@ def test_ray_store_is_byte_identical(cluster, samples, reference, tmp_path):
     assert store_bytes(out) == store_bytes(reference) and again.complete
 
 
+@pytest.mark.slow  # each worker process imports torch, TransformerLens and sae-lens
 def test_worker_killed_mid_shard_loses_only_that_shard(cluster, samples, reference, tmp_path, caplog):
     flag = tmp_path / "kill-once"
     flag.touch()
@@ -95,6 +96,7 @@ def test_worker_killed_mid_shard_loses_only_that_shard(cluster, samples, referen
     assert store.complete and store_bytes(out) == store_bytes(reference)
 
 
+@pytest.mark.slow  # each worker process imports torch, TransformerLens and sae-lens
 def test_failed_shard_stops_the_run_and_a_rerun_completes_it(cluster, samples, reference, tmp_path):
     flag = tmp_path / "fail-once"
     flag.touch()
@@ -122,6 +124,7 @@ def test_store_made_differently_is_refused_before_any_shard(cluster, samples, re
     assert store_bytes(out) == store_bytes(reference)
 
 
+@pytest.mark.slow  # each worker process imports torch, TransformerLens and sae-lens
 def test_worker_that_cannot_load_its_model_is_one_line(cluster, samples, tmp_path):
     with pytest.raises(MonaError, match="cannot load the model or SAE: ModelError: unknown model 'no-such-model'"):
         embed_distributed(samples, model="no-such-model", sae=tiny_sae, config=CONFIG, out_dir=tmp_path / "x",
@@ -132,6 +135,23 @@ def test_worker_that_cannot_load_its_model_is_one_line(cluster, samples, tmp_pat
 # --------------------------------------------------------------------------------------------------------
 # Without a running Ray instance
 # --------------------------------------------------------------------------------------------------------
+
+
+def test_finished_store_is_reused_without_ray(reference, tmp_path, monkeypatch):
+    import shutil
+
+    import mona.distributed
+
+    def no_ray(*args):
+        raise AssertionError("Ray was started for a finished store")
+
+    monkeypatch.setattr(mona.distributed, "_Connection", no_ray)
+    out = tmp_path / "store"
+    shutil.copytree(reference, out)
+    # the model by the name the manifest records: the store is checked without loading it
+    store = embed_distributed(pool_records(), model="tiny-3x32-seed0", sae=tiny_sae(), config=CONFIG, out_dir=out,
+                              progress=False)
+    assert store.complete and store_bytes(out) == store_bytes(reference)
 
 
 def _closed_port() -> int:
@@ -215,3 +235,69 @@ def test_cli_ray_flags_reach_embed_distributed(monkeypatch, reference, tmp_path,
     with pytest.raises(MonaError, match="put the input first"):
         _cli(["embed", "--ray", str(tmp_path / "pool.jsonl"), "--out", str(tmp_path / "s")])
     assert len(calls) == 2
+
+
+# --------------------------------------------------------------------------------------------------------
+# A cluster joined by address, and a driver killed mid-run
+# --------------------------------------------------------------------------------------------------------
+
+HEAD = """
+import sys, ray
+ray.init(num_cpus=2, include_dashboard=False)
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # the cluster lives until the test closes stdin
+"""
+
+DRIVER = """
+import sys, time
+from mona.data import load_samples
+from mona.distributed import embed_distributed
+from mona.embed import EmbedConfig
+from mona.testing import TINY_HOOK, pool_records, tiny_model, tiny_sae
+
+def slow_model():  # a forward pass takes a second: the run lasts long enough to be killed in the middle
+    loaded = tiny_model()
+    loaded.model.embed.register_forward_pre_hook(lambda module, args: time.sleep(1.0))
+    return loaded
+
+address, out, slow = sys.argv[1], sys.argv[2], sys.argv[3] == "slow"
+embed_distributed(load_samples(pool_records()), model=slow_model if slow else tiny_model, sae=tiny_sae,
+                  config=EmbedConfig(hook=TINY_HOOK, shard_size=4), out_dir=out, address=address, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_driver_killed_mid_run_on_a_cluster_then_rerun(reference, tmp_path):
+    """A separate Ray instance joined by its address; the driver is killed with SIGKILL once a shard is done."""
+    import signal
+    import time
+
+    (tmp_path / "head.py").write_text(HEAD)
+    (tmp_path / "driver.py").write_text(DRIVER)
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token"}  # explicit addresses need the mode said
+    head = subprocess.Popen([sys.executable, str(tmp_path / "head.py")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the head did not start"
+        out = tmp_path / "store"
+        driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), address, str(out), "slow"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 240
+        while not list((out / "shards").glob("*.done")) and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+        assert driver.poll() is None, "the driver ended before it could be killed"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        manifest = json.loads((out / "manifest.json").read_text())
+        time.sleep(3)  # the dead driver's workers finish or drop their shard
+        done = {p: p.stat().st_mtime_ns for p in (out / "shards").glob("*.safetensors")}
+        assert not manifest["complete"] and 1 <= len(done) < 6
+        rerun = subprocess.run([sys.executable, str(tmp_path / "driver.py"), address, str(out), "fast"], env=env,
+                               capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert store_bytes(out) == store_bytes(reference)
+        assert all(p.stat().st_mtime_ns == t for p, t in done.items()), "a finished shard was computed again"
+    finally:
+        head.stdin.close()
+        head.wait(timeout=120)
