@@ -278,7 +278,8 @@ class _Run:
                     continue
                 except errors.RayTaskError as exc:
                     cause = getattr(exc, "cause", None) or exc
-                    self._fail(f"shard {k} failed: {' '.join(str(cause).split())[:400]}")
+                    what = f"shard {k}" if k is not None else "a Ray worker"
+                    self._fail(f"{what} failed: {' '.join(str(cause).split())[:400]}")
                     continue
                 if k is None and not self._described(actor, value):
                     continue
