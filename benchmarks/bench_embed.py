@@ -223,7 +223,7 @@ def compare_dtypes(n: int, repeats: int) -> dict:
 
 
 def _pooled_tokens(store) -> int:
-    return int(np.asarray(store.lengths()).sum()) if hasattr(store, "lengths") else 0
+    return int(np.asarray(store.lengths).sum())
 
 
 def dtype_markdown(res: dict, argv: list[str]) -> str:

@@ -11,7 +11,10 @@ versions that
 
 * run ``torch.nn.functional.scaled_dot_product_attention`` (causal, sliding window for local layers, grouped
   keys/values without materialising the repeat) instead of the explicit pattern;
-* multiply by the MLP weights in their stored layout (no per-call copies).
+* multiply by the MLP weights in their stored layout (no per-call copies);
+* normalise RMS with one float32-accumulating reduction and two multiplies in the model's dtype (no float32
+  copy of the residual), and compute a block's ``ln1`` once instead of three times (TransformerLens normalises
+  the same residual separately for the queries, keys and values).
 
 Every other hook still fires (``hook_q/k/v``, ``hook_rot_q/k``, ``hook_z``, ``hook_pre``, ``hook_post``, the
 residual hooks). An attention module falls back to TransformerLens's own forward whenever the fast one would
@@ -107,11 +110,35 @@ def _gated_mlp_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     return torch.matmul(post_act, self.W_out) + self.b_out
 
 
+def _version(x: torch.Tensor) -> int:
+    """In-place modification counter (inference tensors keep none: -1)."""
+    try:
+        return int(x._version)
+    except RuntimeError:
+        return -1
+
+
+def _rms_norm_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
+    """TransformerLens's RMSNorm in fewer passes, remembering the last input: the same tensor normalised
+    again (a block's ``ln1`` for queries, keys and values) is not recomputed. Its own forward when a hook reads
+    ``hook_scale``/``hook_normalized`` (which would fire once instead of once per call)."""
+    if _hooked(self.hook_scale) or _hooked(self.hook_normalized) or x.device != self.w.device:
+        return type(self).forward(self, x)
+    last = self.__dict__.get("_mona_last")
+    if last is not None and last[0] is x and last[1] == _version(x):
+        return last[2]
+    # one float32-accumulating reduction pass, then two multiplies in the model's dtype (no float32 copy)
+    ms = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32).square_().div_(x.shape[-1])
+    out = x * torch.rsqrt(ms.add_(self.eps)).to(x.dtype) * self.w
+    self.__dict__["_mona_last"] = (x, _version(x), out)
+    return out
+
+
 def _patches(model: Any) -> list[tuple[Any, Any]]:
-    from transformer_lens.components import AbstractAttention
+    from transformer_lens.components import AbstractAttention, RMSNorm
     from transformer_lens.components.mlps.gated_mlp import GatedMLP
 
-    found: list[tuple[Any, Any]] = []
+    found: list[tuple[Any, Any]] = [(m, _rms_norm_forward) for m in model.modules() if type(m) is RMSNorm]
     for block in getattr(model, "blocks", []):
         attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
         if isinstance(attn, AbstractAttention):
@@ -144,3 +171,4 @@ def fast_forward(model: Any, enabled: bool = True) -> Iterator[None]:
     finally:
         for module, _ in patched:
             module.__dict__.pop("forward", None)
+            module.__dict__.pop("_mona_last", None)

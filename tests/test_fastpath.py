@@ -55,7 +55,7 @@ def test_fast_forward_matches_transformer_lens(build, dtype):
     for name in HOOKS:
         rel = float((eager[name] - fast[name]).norm() / eager[name].norm())
         assert rel < tol, (name, rel)
-    assert not any("forward" in vars(block.attn) for block in model.blocks)  # patches are undone
+    assert not any("forward" in vars(m) or "_mona_last" in vars(m) for m in model.modules())  # patches undone
 
 
 def test_sliding_window_is_applied():
@@ -74,7 +74,7 @@ def test_pattern_hook_falls_back_to_transformer_lens():
     out = _run(model, tokens, True, extra=[pattern])
     assert out[pattern].shape == (2, 4, 7, 7)  # TransformerLens's own attention ran and fired the hook
     eager = _run(model, tokens, False)
-    assert torch.equal(out["blocks.0.hook_resid_post"], eager["blocks.0.hook_resid_post"])
+    assert torch.allclose(out["blocks.0.hook_resid_post"], eager["blocks.0.hook_resid_post"], atol=1e-5)
 
 
 def test_attention_mask_falls_back():
@@ -86,4 +86,4 @@ def test_attention_mask_falls_back():
         eager = model(tokens, attention_mask=mask, stop_at_layer=2)
         with fast_forward(model):
             fast = model(tokens, attention_mask=mask, stop_at_layer=2)
-    assert torch.equal(eager, fast)
+    assert torch.allclose(eager, fast, atol=1e-5)
