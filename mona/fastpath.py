@@ -79,8 +79,8 @@ def _attention_forward(
                                   additive_attention_mask, attention_mask, position_bias)
     q, k, v = self.calculate_qkv_matrices(query_input, key_input, value_input)  # [b, t, heads, d_head]
     if self.cfg.positional_embedding_type == "rotary":
-        q = self.hook_rot_q(self.apply_rotary(q, 0, None))
-        k = self.hook_rot_k(self.apply_rotary(k, 0, None))
+        q = self.hook_rot_q(_rotary(self, q))
+        k = self.hook_rot_k(_rotary(self, k))
     q_, k_, v_ = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [b, heads, t, d_head]
     if k_.shape[1] != q_.shape[1]:  # grouped keys/values: a broadcast view, not a copy per head
         rep = q_.shape[1] // k_.shape[1]
@@ -97,7 +97,28 @@ def _attention_forward(
     z = self.hook_z(z.transpose(1, 2))  # [b, t, heads, d_head]
     w_o = self.W_O
     flat = z.reshape(z.shape[0], z.shape[1], -1).to(w_o.dtype)
-    return torch.matmul(flat, w_o.reshape(-1, w_o.shape[-1]).to(flat.device)) + self.b_O.to(flat.device)
+    return _plus_bias(torch.matmul(flat, w_o.reshape(-1, w_o.shape[-1]).to(flat.device)), self.b_O)
+
+
+def _plus_bias(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x + bias``, skipping the pass over ``x`` when the bias is all zeros (Gemma, Llama: no biases)."""
+    return x if not bool(bias.any()) else x + bias.to(x.device)
+
+
+def _rotary(self: Any, x: torch.Tensor) -> torch.Tensor:
+    """TransformerLens's rotary embedding (half-split pairs, positions 0..T-1) in fewer passes over ``x``; its own
+    ``apply_rotary`` for adjacent pairs, dynamic NTK scaling or positions beyond its tables."""
+    t = x.shape[1]
+    if (self.cfg.rotary_adjacent_pairs or getattr(self.cfg, "use_dynamic_ntk_rope", False)
+            or t > self.rotary_cos.shape[0] or x.device != self.rotary_cos.device):
+        return self.apply_rotary(x, 0, None)
+    dim = self.cfg.rotary_dim
+    cos, sin = self.rotary_cos[None, :t, None, :], self.rotary_sin[None, :t, None, :]
+    x_rot = x[..., :dim]
+    half = dim // 2
+    flipped = torch.cat([x_rot[..., half:].neg(), x_rot[..., :half]], dim=-1)
+    out = torch.addcmul(x_rot * cos, flipped, sin)
+    return out if dim == x.shape[-1] else torch.cat([out, x[..., dim:]], dim=-1)
 
 
 def _gated_mlp_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
@@ -106,8 +127,8 @@ def _gated_mlp_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
         return type(self).forward(self, x)
     pre_act = self.hook_pre(torch.matmul(x, self.W_gate))
     pre_linear = self.hook_pre_linear(torch.matmul(x, self.W_in))
-    post_act = self.hook_post(self.act_fn(pre_act) * pre_linear + self.b_in)
-    return torch.matmul(post_act, self.W_out) + self.b_out
+    post_act = self.hook_post(_plus_bias(self.act_fn(pre_act) * pre_linear, self.b_in))
+    return _plus_bias(torch.matmul(post_act, self.W_out), self.b_out)
 
 
 def _version(x: torch.Tensor) -> int:

@@ -11,14 +11,14 @@ from mona.fastpath import fast_forward, supported
 HOOKS = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post", "blocks.1.attn.hook_z", "blocks.1.mlp.hook_post"]
 
 
-def gemma_like(window: int = 4) -> torch.nn.Module:
+def gemma_like(window: int = 4, rotary_dim: int = 8) -> torch.nn.Module:
     """A random 2-layer model with Gemma 3's attention features: rotary, one key/value head for four query heads,
     QK norm, a sliding-window local layer and a global one, gated MLP, norms before and after."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     cfg = HookedTransformerConfig(
         n_layers=2, d_model=32, d_head=8, n_heads=4, n_key_value_heads=1, d_mlp=64, d_vocab=50, n_ctx=64,
-        act_fn="gelu_pytorch_tanh", normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=8,
+        act_fn="gelu_pytorch_tanh", normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=rotary_dim,
         gated_mlp=True, use_qk_norm=True, use_normalization_before_and_after=True, use_local_attn=True,
         attn_types=["local", "global"], window_size=window, rotary_base=10000, seed=0,
     )
@@ -43,7 +43,11 @@ def _run(model, tokens, fast: bool, extra=()) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("build", [gemma_like, tiny_gpt], ids=["gemma-like", "gpt-like"])
+def partial_rotary() -> torch.nn.Module:
+    return gemma_like(rotary_dim=4)
+
+
+@pytest.mark.parametrize("build", [gemma_like, partial_rotary, tiny_gpt], ids=["gemma-like", "rotary-4-of-8", "gpt"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fast_forward_matches_transformer_lens(build, dtype):
     model = build().to(dtype)
