@@ -152,7 +152,7 @@ def test_bad_config_file_is_one_line_naming_file_and_key(case, tmp_path, capsys)
         (["explain", "sel", "--alpha", "2"], "mona explain: error: alpha must be in (0, 1)"),
         (["sae", "eval", "d", "--tokens", "0"], "mona sae eval: error: eval tokens"),
         (["sae", "train", "--normalize-activations", "l2"], "mona sae train: error: argument --normalize-activations"),
-        (["embed", "-o", "s", "--config", "missing.yaml"], "mona embed: error: cannot read config missing.yaml"),
+        (["embed", "in.jsonl", "-o", "s", "--config", "missing.yaml"], "mona embed: error: cannot read config missing.yaml"),
         (["stats", "--layers", "0,x"], "mona stats: error: argument --layers: expected an integer, got 'x'"),
         (["frobnicate"], "mona: error: argument command: invalid choice"),
     ],
