@@ -88,3 +88,32 @@ def test_smollm2_local_folder_through_bridge():
         hidden = hf(tokens, output_hidden_states=True).hidden_states[6]
     tl = forward_hooks(again, tokens, ["blocks.5.hook_resid_post"])["blocks.5.hook_resid_post"]
     assert float((tl - hidden).norm() / hidden.norm()) < 1e-4
+
+
+@pytest.mark.slow
+def test_default_model_bfloat16_codes_overlap_float32(gemma, tmp_path):
+    """Loaded straight into bfloat16, the default model and SAE give nearly the same active features."""
+    from mona.embed import EmbedConfig, embed
+    from mona.runtime import Runtime
+    from mona.saes import load_sae
+
+    bf16 = load_model("gemma-3-270m", runtime=Runtime(device="cpu", model_dtype="bfloat16"))
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    samples = load_samples([
+        {"instruction": "Solve for x: 3x + 5 = 20.", "output": "Subtract 5 to get 3x = 15, so x = 5."},
+        {"instruction": "Write a haiku about autumn.", "output": "Red leaves drift and fall / the wind hums"},
+        {"instruction": "What does a Python list comprehension do?", "output": "It builds a list from a loop."},
+        {"instruction": "Summarise the water cycle.", "output": PARAGRAPH},
+        {"instruction": "Name the capital of France.", "output": "Paris is the capital of France."},
+    ])
+    sae, cfg = load_sae("default", model=gemma), EmbedConfig(dtype="float32")
+    a = embed(samples, model=gemma, sae=sae, config=cfg, out_dir=tmp_path / "fp32", progress=False)
+    b = embed(samples, model=bf16, sae=sae, config=cfg, out_dir=tmp_path / "bf16", progress=False)
+    assert b.manifest["model"]["dtype"] == "bfloat16" and a.manifest["model"]["dtype"] == "float32"
+    ca, cb = a.codes().tocsr(), b.codes().tocsr()
+    jaccard = []
+    for i in range(len(samples)):
+        x = set(ca.indices[ca.indptr[i]:ca.indptr[i + 1]].tolist())
+        y = set(cb.indices[cb.indptr[i]:cb.indptr[i + 1]].tolist())
+        jaccard.append(len(x & y) / len(x | y))
+    assert sum(jaccard) / len(jaccard) >= 0.9, jaccard
