@@ -175,6 +175,7 @@ def test_compatibility_between_stores(reference, tiny, sae, samples, tmp_path):
                   out_dir=tmp_path / "b", progress=False)
     with pytest.raises(ArtifactMismatch, match="pooling"):
         pool.check_compatible(other)
-    assert open_store(reference, expect={"pooling": "mean", "model": tiny.identity.to_dict()}).n == N
+    model = {**tiny.identity.to_dict(), "dtype": "float32"}  # the model's identity and the dtype it ran in
+    assert open_store(reference, expect={"pooling": "mean", "model": model}).n == N
     with pytest.raises(ArtifactMismatch, match="pooling: store has \"mean\", requested \"max\""):
         open_store(reference, expect={"pooling": "max"})
