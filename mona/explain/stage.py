@@ -71,14 +71,7 @@ def explain(
     own = sel.config.option("active_threshold", 0.0)
     threshold = own if cfg.active_threshold is None else float(cfg.active_threshold)
 
-    pool = _open(pool_store, (sel.info.get("pool") or {}).get("path"), base, "pool store")
-    groups = _target_groups(sel, target_stores, base)
-    fstore = _open(feature_store, None, base, "feature store") if feature_store is not None else None
-    if fstore is None and pool is not None and store_mode(pool) == "sae":
-        fstore = pool
-    for store in (pool, fstore):
-        if store is not None:
-            _check_rows(store, sel)
+    pool, fstore, groups = _stores(sel, pool_store, feature_store, target_stores, base)
     pm = _matrices(sel, pool, fstore, sae)
     if not groups and sel.config.target_features and pm is not None:
         groups = [[feature_target(sel.config, fstore, pm.codes().shape[1])]]
@@ -116,6 +109,20 @@ def explain(
             raise MonaError("explaining a Selection object needs out_dir (or save=False)")
         result.save(out_dir if out_dir is not None else sel_dir)
     return result
+
+
+def _stores(sel: Any, pool_store: Any, feature_store: Any, target_stores: Any, base: Path) -> tuple[Any, Any, list]:
+    """The pool store, the SAE store explained in (the pool's own when it holds codes) and the target sets:
+    given, or as recorded in the selection; each store checked to hold the selection's rows."""
+    pool = _open(pool_store, (sel.info.get("pool") or {}).get("path"), base, "pool store")
+    groups = _target_groups(sel, target_stores, base)
+    fstore = _open(feature_store, None, base, "feature store") if feature_store is not None else None
+    if fstore is None and pool is not None and store_mode(pool) == "sae":
+        fstore = pool
+    for store in (pool, fstore):
+        if store is not None:
+            _check_rows(store, sel)
+    return pool, fstore, groups
 
 
 def _matrices(sel: Any, pool: Any, fstore: Any, sae: Any) -> PoolMatrices | None:

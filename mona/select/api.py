@@ -65,12 +65,7 @@ def select(
     dedup = None
     if cfg.dedup is not None:
         ctx, keep, dedup = apply_dedup(ctx, keep, pool, pool_samples)
-    groups = _target_groups(method, cfg, target, target_samples)
-    if cfg.target_features:
-        if method.target != "store":
-            raise MonaError(f"target_features needs a target method on SAE codes (mona, mmr); {method.name!r} "
-                            "takes no target store")
-        groups = _merge_targets([*groups, [feature_target(cfg, pool, pool.codes().shape[1])]], cfg, method)
+    groups = _all_targets(method, cfg, target, target_samples, pool)
     t_load = time.perf_counter()
     picked = method.pick(ctx, groups)
     if keep is not None:
@@ -128,6 +123,17 @@ def _steered_context(method: Method, cfg: SelectConfig, pool: Any, pool_samples:
         view = SubsetStore(pool, keep)
         samples = [pool_samples[int(r)] for r in keep] if pool_samples is not None else None
     return Context(view, samples, cfg, n, sae=sae, boost=boost_vector(cfg, width)), keep
+
+
+def _all_targets(method: Method, cfg: SelectConfig, target: Any, target_samples: Any, pool: Any) -> list[list[Any]]:
+    """The target sets, with the one given as features (``target_features``) when there is one."""
+    groups = _target_groups(method, cfg, target, target_samples)
+    if not cfg.target_features:
+        return groups
+    if method.target != "store":
+        raise MonaError(f"target_features needs a target method on SAE codes (mona, mmr); {method.name!r} "
+                        "takes no target store")
+    return _merge_targets([*groups, [feature_target(cfg, pool, pool.codes().shape[1])]], cfg, method)
 
 
 def _target_groups(method: Method, cfg: SelectConfig, target: Any, target_samples: Any) -> list[list[Any]]:

@@ -62,6 +62,20 @@ class SimScale(Method):
         return p
 
 
+def _max_jaccard_to_kept(Bb: sp.csr_matrix, sb: np.ndarray, kept_T: sp.csr_matrix | None,
+                         kept_sizes: np.ndarray) -> np.ndarray:
+    """Per row of the binary block ``Bb`` (active-set sizes ``sb``), its largest Jaccard similarity to the kept
+    rows (``kept_T``: (F, K) binary, sizes ``kept_sizes``); 0 when nothing is kept yet."""
+    if kept_T is None:
+        return np.zeros(Bb.shape[0])
+    inter = (Bb @ kept_T).tocsr()
+    inter.sort_indices()
+    sim = inter.copy()
+    denom = sb[np.repeat(np.arange(Bb.shape[0]), np.diff(inter.indptr))] + kept_sizes[inter.indices] - inter.data
+    sim.data = np.where(denom > 0, inter.data / np.where(denom > 0, denom, 1), 0.0)
+    return np.asarray(sim.max(axis=1).toarray()).ravel() if sim.nnz else np.zeros(Bb.shape[0])
+
+
 def simscale(
     X: sp.csr_matrix,
     n: int,
@@ -91,16 +105,7 @@ def simscale(
         rows = visit[a : a + block]
         Bb = B[rows]
         sb = sizes[rows]
-        if kept_T is not None:
-            inter = (Bb @ kept_T).tocsr()
-            inter.sort_indices()
-            ks = sizes[np.asarray(kept)]
-            sim = inter.copy()
-            denom = sb[np.repeat(np.arange(len(rows)), np.diff(inter.indptr))] + ks[inter.indices] - inter.data
-            sim.data = np.where(denom > 0, inter.data / np.where(denom > 0, denom, 1), 0.0)
-            max_kept = np.asarray(sim.max(axis=1).toarray()).ravel() if sim.nnz else np.zeros(len(rows))
-        else:
-            max_kept = np.zeros(len(rows))
+        max_kept = _max_jaccard_to_kept(Bb, sb, kept_T, sizes[np.asarray(kept, np.int64)])
         inner = (Bb @ Bb.T).toarray()
         denom = sb[:, None] + sb[None, :] - inner
         J = np.where(denom > 0, inner / np.where(denom > 0, denom, 1), 0.0)
@@ -124,12 +129,8 @@ def simscale(
             kept_T = add if kept_T is None else sp.hstack([kept_T, add], format="csr")
     bar.close()
     if len(kept) < n:
-        log.warning(
-            "simscale kept %d of the %d requested: no other sample is below similarity %.2f to the kept ones",
-            len(kept),
-            n,
-            sim_threshold,
-        )
+        log.warning("simscale kept %d of the %d requested: no other sample is below similarity %.2f to the kept "
+                    "ones", len(kept), n, sim_threshold)
     return Picked(
         np.asarray(kept, np.int64),
         np.asarray(kept_scores),
