@@ -145,15 +145,23 @@ def evaluate(sae_dir: str | Path, *, texts: list[str] | None = None, loaded: Loa
                 exclude_special_tokens=exclude,
             )
 
-    density = torch.tensor(features["feature_density"])
-    alive = int((density > 0).sum().item())
-    perf = ce.get("model_performance_preservation", {})
+    metrics = _metrics(sae_dir, loaded, sae, hook, quality, features, ce, n_batches * per_batch, n_ce * per_batch)
+    metrics["eval_config"] = asdict(config)
+    if write:
+        atomic_write_json(sae_dir / EVAL_FILE, metrics)
+    return metrics
+
+
+def _metrics(sae_dir: Path, loaded: LoadedModel, sae: Any, hook: str, quality: dict, features: dict, ce: dict,
+             tokens: int, ce_tokens: int) -> dict[str, Any]:
+    """The headline metrics from sae-lens's eval results (and the next-token-loss part when it ran)."""
+    alive = int((torch.tensor(features["feature_density"]) > 0).sum().item())
     metrics: dict[str, Any] = {
         "sae": str(sae_dir),
         "model": loaded.identity.name,
         "hook": hook,
         "d_sae": int(sae.cfg.d_sae),
-        "tokens_evaluated": int(n_batches * per_batch),
+        "tokens_evaluated": int(tokens),
         "explained_variance": quality["reconstruction_quality"]["explained_variance"],
         "mse": quality["reconstruction_quality"]["mse"],
         "l0": quality["sparsity"]["l0"],
@@ -162,18 +170,16 @@ def evaluate(sae_dir: str | Path, *, texts: list[str] | None = None, loaded: Loa
         "alive_fraction": alive / int(sae.cfg.d_sae),
         "l2_ratio": quality["shrinkage"]["l2_ratio"],
     }
+    perf = ce.get("model_performance_preservation", {})
     if perf:
         metrics.update({
-            "ce_tokens_evaluated": int(n_ce * per_batch),
+            "ce_tokens_evaluated": int(ce_tokens),
             "ce_loss_without_sae": perf["ce_loss_without_sae"],
             "ce_loss_with_sae": perf["ce_loss_with_sae"],
             "ce_loss_with_ablation": perf["ce_loss_with_ablation"],
             "ce_loss_increase": perf["ce_loss_with_sae"] - perf["ce_loss_without_sae"],
             "ce_loss_score": perf["ce_loss_score"],
         })
-    metrics["eval_config"] = asdict(config)
-    if write:
-        atomic_write_json(sae_dir / EVAL_FILE, metrics)
     return metrics
 
 
