@@ -234,3 +234,30 @@ def test_segment_sums_with_empty_rows():
     indptr = np.array([0, 0, 2, 2, 4, 4])
     assert segment_sums(values, indptr).tolist() == [0, 3, 0, 7, 0]
     assert segment_sums(values[:0], np.array([0, 0, 0])).tolist() == [0, 0]
+
+
+def test_nait_standardize_finds_the_drift_under_a_massive_dimension():
+    from mona.select import select
+    from mona.select.inputs import ArrayStore
+    from mona.select.methods.nait import candidate_scale
+
+    rng = np.random.default_rng(1)
+    L, d = 2, 12
+
+    def acts(n: int) -> np.ndarray:
+        a = rng.normal(size=(n, L, 2, d))
+        a[..., 0] *= 300.0  # one residual dimension with a far larger spread than the rest, as in Gemma
+        return a
+
+    tgt = acts(32)
+    tgt[:, :, 1, 3] += rng.uniform(1, 12, size=(32, 1))  # target samples drift along dimension 3
+    pool = acts(200)
+    pool[11, :, 1, 3] += 12.0  # the one pool sample that ends where the targets drift
+    t = ArrayStore([f"t{i}" for i in range(32)], layers_array=tgt.astype(np.float32))
+    p = ArrayStore([f"p{i}" for i in range(200)], layers_array=pool.astype(np.float32))
+    raw = select(p, target=t, n=5, method="nait", nait_standardize=False)
+    std = select(p, target=t, n=5, method="nait")  # standardised by default
+    assert std.ids[0] == "p11" and raw.ids[0] != "p11"
+    # raw: the massive dimension's noise is the whole principal component, so it decides the projection
+    assert min(raw.info["method_info"]["target_0"]["explained_variance"]) > 0.99
+    np.testing.assert_allclose(candidate_scale(pool), 1.0 / pool[:, :, 1, :].std(axis=0), rtol=1e-6)

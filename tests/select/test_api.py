@@ -153,10 +153,12 @@ def test_feature_weights_discount_format_features(world):
         return ArrayStore(list(store.ids), sp.csr_matrix(X), manifest=store.manifest)
 
     pool, target = with_format(world["pool"], 0.7), with_format(world["target"], 1.0)
-    plain = select(pool, target=target, n=40, method="mona")
-    dropped = select(pool, target=target, n=40, method="mona", max_feature_share=0.5, top_features=20)
-    cos = select(pool, target=target, n=40, method="mona", similarity="cosine")
-    idf = select(pool, target=target, n=40, method="mona", similarity="cosine", feature_weights="idf")
+    plain = select(pool, target=target, n=40, method="mona", preset="paper")
+    dropped = select(pool, target=target, n=40, method="mona", preset="paper", max_feature_share=0.5, top_features=20)
+    cos = select(pool, target=target, n=40, method="mona", preset="paper", similarity="cosine")
+    idf = select(pool, target=target, n=40, method="mona", preset="paper", similarity="cosine", feature_weights="idf")
+    default = select(pool, target=target, n=40, method="mona")  # the robust preset discounts them by itself
+    assert precision(default, world["is_topic"]) >= 0.95
     assert precision(plain, world["is_topic"]) < 0.8
     assert precision(dropped, world["is_topic"]) >= 0.95
     assert precision(cos, world["is_topic"]) < 0.8
@@ -380,8 +382,8 @@ def _decoded_cosine(P: np.ndarray, T: np.ndarray, W: np.ndarray) -> np.ndarray:
 def test_decoder_similarity_matches_split_features():
     pool, target, W, topic = _split_feature_world()
     n = int(topic.sum())
-    cos = select(pool, target=target, n=n, similarity="cosine")
-    dec = select(pool, target=target, n=n, similarity="decoder", sae=W)
+    cos = select(pool, target=target, n=n, similarity="cosine", preset="paper")  # unweighted codes
+    dec = select(pool, target=target, n=n, similarity="decoder", sae=W, preset="paper")
     assert precision(cos, topic) < 0.5
     assert precision(dec, topic) >= 0.9
     brute = _decoded_cosine(pool.codes().toarray(), target.codes().toarray(), W)

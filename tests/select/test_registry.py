@@ -103,3 +103,39 @@ def test_config_round_trips_flat_and_nested():
     assert SelectConfig.from_dict(flat, strict=False) == cfg  # an older flat selection.json
     assert cfg.replace(n=7).options == cfg.options and cfg.replace(method="random").options == get_method(
         "random").Options()
+
+
+def test_mona_presets_fill_unset_options():
+    from mona.select.methods.mona import PRESETS
+
+    robust = SelectConfig.build(method="mona").options
+    assert robust.preset == "robust" and {k: getattr(robust, k) for k in PRESETS["robust"]} == PRESETS["robust"]
+    paper = SelectConfig.build(method="mona", preset="paper").options
+    assert (paper.similarity, paper.feature_weights, paper.max_feature_share, paper.contrast) == (
+        "jaccard", "none", 1.0, False)
+    # a given option wins over the preset; the preset's contrast only applies to cosine
+    mixed = SelectConfig.build(method="mona", preset="paper", feature_weights="idf").options
+    assert (mixed.similarity, mixed.feature_weights) == ("jaccard", "idf")
+    dec = SelectConfig.build(method="mona", similarity="decoder").options
+    assert (dec.feature_weights, dec.max_feature_share, dec.contrast) == ("idf", 0.5, False)
+    assert SelectConfig.build(method="mmr").options.similarity == robust.similarity  # mmr's relevance inherits it
+    cfg = SelectConfig.build(method="mona", preset="paper", n=3)
+    assert SelectConfig.from_dict(cfg.to_dict()) == cfg  # saved with the resolved values
+    with pytest.raises(MonaError, match="preset must be one of robust, paper"):
+        SelectConfig.build(method="mona", preset="nas")
+
+
+def test_preset_flag_of_mona_select(tmp_path):
+    import argparse
+
+    from mona.cli.select import build_config, register
+
+    parser = argparse.ArgumentParser(prog="mona")
+    register(parser.add_subparsers(dest="command", required=True))
+    plain = build_config(parser.parse_args(["select", "--out", str(tmp_path)]))
+    assert plain.method == "mona" and plain.options == SelectConfig.build(method="mona").options
+    paper = build_config(parser.parse_args(["select", "--out", str(tmp_path), "--preset", "paper"]))
+    assert paper.options.similarity == "jaccard" and paper.options.feature_weights == "none"
+    both = build_config(parser.parse_args(["select", "--out", str(tmp_path), "--preset", "paper",
+                                           "--similarity", "cosine"]))
+    assert (both.options.similarity, both.options.contrast) == ("cosine", False)

@@ -44,15 +44,33 @@ OVERLAP = (
 )
 
 
+PRESETS: dict[str, dict[str, Any]] = {
+    "robust": {"similarity": "cosine", "feature_weights": "idf", "max_feature_share": 0.5, "contrast": True},
+    "paper": {"similarity": "jaccard", "feature_weights": "none", "max_feature_share": 1.0, "contrast": False},
+}
+"""What each :attr:`CodeOptions.preset` gives the options left unset (``None``); a preset's ``contrast`` applies
+only where the similarity is ``cosine``."""
+
+
 @dataclass
 class CodeOptions:
-    """How pooled SAE codes are compared with a target (``mona``, and ``mmr``'s relevance)."""
+    """How pooled SAE codes are compared with a target (``mona``, and ``mmr``'s relevance).
 
-    similarity: Literal["jaccard", "cosine", "decoder"] = "jaccard"
+    ``similarity``, ``feature_weights``, ``max_feature_share`` and ``contrast`` left unset (``None``) take the
+    ``preset``'s values (:data:`PRESETS`); given ones always win. After construction every field holds its
+    resolved value."""
+
+    preset: Literal["robust", "paper"] = "robust"
+    """Where unset settings come from. ``robust``: the setting with the smallest worst-case loss to the best
+    baseline across the targets of both the demo and the transfer benchmark's tuning halves (BENCHMARKS.md):
+    IDF-weighted mean codes without the features active in over half the pool, compared by cosine with the
+    target prototype minus the pool's mean (``contrast``). ``paper``: the MONA paper's recipe, weighted Jaccard of
+    unweighted mean codes."""
+    similarity: Literal["jaccard", "cosine", "decoder"] | None = None
     """Weighted Jaccard Σmin/Σmax (needs codes >= 0), cosine, or ``decoder``: cosine after mapping the (weighted)
     codes back through the SAE's decoder into the model's residual space, centred and standardised over the
     pool, so that features with similar directions (a feature split in two, near-duplicates) still match.
-    ``decoder`` needs the SAE (named in the store's manifest)."""
+    ``decoder`` needs the SAE (named in the store's manifest). Unset: the preset's."""
     aggregate: Literal["prototype", "max"] = "prototype"
     """Similarity to the mean target embedding (``prototype``; for binary codes the target set's
     feature-frequency profile) or the maximum similarity over the target samples (``max``)."""
@@ -61,18 +79,26 @@ class CodeOptions:
     ``binary`` pooled one, as in NAS)."""
     active_threshold: float = 0.0
     """A feature is active in a sample when its pooled code is strictly above this (``binarize``, IDF counts)."""
-    feature_weights: Literal["none", "idf"] = "none"
+    feature_weights: Literal["none", "idf"] | None = None
     """Multiply each feature, in pool and target codes alike, by a weight before scoring. ``idf``:
     ``ln((1 + n) / (1 + df)) + 1`` with ``df`` the pool samples where it is active, so features that fire
-    everywhere (formatting, common tokens) count less than topical ones."""
-    max_feature_share: float = 1.0
+    everywhere (formatting, common tokens) count less than topical ones. Unset: the preset's."""
+    max_feature_share: float | None = None
     """Ignore features active in more than this share of the pool's samples (they describe the pool's common
-    format rather than a topic); 1.0 keeps all."""
-    contrast: bool = False
+    format rather than a topic); 1.0 keeps all. Unset: the preset's."""
+    contrast: bool | None = None
     """With ``similarity="cosine"``: score against the target prototype minus the pool's mean code (after
-    ``feature_weights``), i.e. against what sets the target apart from the pool."""
+    ``feature_weights``), i.e. against what sets the target apart from the pool. Unset: the preset's (for cosine;
+    off for the other similarities)."""
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise MonaError(f"preset must be one of {', '.join(PRESETS)}; got {self.preset!r}")
+        for name, value in PRESETS[self.preset].items():
+            if getattr(self, name) is None and name != "contrast":
+                setattr(self, name, value)
+        if self.contrast is None:
+            self.contrast = bool(PRESETS[self.preset]["contrast"]) and self.similarity == "cosine"
         for name, valid in (("similarity", ("jaccard", "cosine", "decoder")), ("aggregate", ("prototype", "max")),
                             ("feature_weights", ("none", "idf"))):
             if getattr(self, name) not in valid:

@@ -31,6 +31,11 @@ class NaitOptions:
     """Layers to sum over (default: all layers in the store)."""
     nait_center: bool = True
     """Centre the target drifts before taking their first principal component (standard PCA)."""
+    nait_standardize: bool = True
+    """Divide every dimension of every layer by its standard deviation over the pool's candidate activations
+    before finding the directions and projecting. The paper's projection assumes comparable dimensions; in
+    Gemma-style residual streams a few dimensions have ~100x the spread of the rest and otherwise decide every
+    direction and score. Off: the paper's raw activations."""
 
     def __post_init__(self) -> None:
         if self.nait_candidate not in ("last", "drift"):
@@ -50,9 +55,12 @@ class Nait(TargetMethod):
 
 
 def nait_directions(
-    layers: Float[np.ndarray, "m L 2 d"], center: bool = True
+    layers: Float[np.ndarray, "m L 2 d"], center: bool = True, scale: Float[np.ndarray, "L d"] | None = None
 ) -> tuple[Float[np.ndarray, "L d"], Float[np.ndarray, " L"]]:
-    """Unit direction per layer from target activations ``[first, last]``, and its explained-variance ratio."""
+    """Unit direction per layer from target activations ``[first, last]``, and its explained-variance ratio.
+
+    ``scale`` (per layer and dimension, e.g. 1/sd over the pool) multiplies the drifts first: the directions are
+    then in the scaled coordinates, and a candidate must be scaled alike before projecting."""
     layers = np.asarray(layers, dtype=np.float64)
     if layers.ndim != 4 or layers.shape[2] != 2:
         raise MonaError(f"NAIT needs per-layer [first, last] activations of shape (n, L, 2, d), got {layers.shape}")
@@ -60,6 +68,8 @@ def nait_directions(
     if m < 2:
         raise MonaError(f"NAIT needs at least 2 target samples to find a principal direction, got {m}")
     drifts = layers[:, :, 1, :] - layers[:, :, 0, :]  # (m, L, d)
+    if scale is not None:
+        drifts = drifts * np.asarray(scale, np.float64)[None]
     dirs = np.zeros((L, d))
     explained = np.zeros(L)
     for layer in range(L):
@@ -92,6 +102,23 @@ def nait_scores(
     return out
 
 
+def candidate_scale(
+    layers: Float[np.ndarray, "n L 2 d"], candidate: str = "last", chunk: int = 4096
+) -> Float[np.ndarray, "L d"]:
+    """1 / standard deviation over the rows of each layer's candidate activation (last token, or last − first),
+    per dimension; dimensions without spread keep scale 1."""
+    n = layers.shape[0]
+    total = sq = None
+    for a in range(0, n, chunk):
+        block = np.asarray(layers[a : a + chunk], dtype=np.float64)
+        A = block[:, :, 1, :] if candidate == "last" else block[:, :, 1, :] - block[:, :, 0, :]
+        total = A.sum(axis=0) if total is None else total + A.sum(axis=0)
+        sq = (A**2).sum(axis=0) if sq is None else sq + (A**2).sum(axis=0)
+    mean = total / n
+    sd = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
+    return np.where(sd > 1e-12, 1.0 / np.where(sd > 1e-12, sd, 1.0), 1.0)
+
+
 def _pick_layers(arr: np.ndarray, layers: tuple[int, ...] | None) -> np.ndarray:
     if layers is None:
         return arr
@@ -106,9 +133,12 @@ def score_nait(pool: Any, group: list[Any], k: int, opts: NaitOptions) -> Scored
     """NAIT scores of every pool row against one target set of ``layers`` stores."""
     require_group(group, k, ("layers",), "nait", pool)
     T = np.concatenate([_pick_layers(np.asarray(s.layers()), opts.nait_layers) for s in group], axis=0)
-    dirs, explained = nait_directions(T, center=opts.nait_center)
     P = _pick_layers(pool.layers(), opts.nait_layers)
     if P.shape[1:] != T.shape[1:]:
         raise MonaError(f"pool layer activations have shape {P.shape[1:]} but target ones {T.shape[1:]}")
-    scores = nait_scores(P, dirs.astype(np.float32), opts.nait_candidate)
+    scale = candidate_scale(P, opts.nait_candidate) if opts.nait_standardize else None
+    dirs, explained = nait_directions(T, center=opts.nait_center, scale=scale)
+    # projecting the scaled candidate on v equals projecting the raw one on scale ⊙ v
+    proj = dirs * scale if scale is not None else dirs
+    scores = nait_scores(P, proj.astype(np.float32), opts.nait_candidate)
     return Scored(scores, info={"explained_variance": [round(float(e), 4) for e in explained]})
