@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -125,11 +125,9 @@ class EmbedConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmbedConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise MonaError(f"unknown embed config field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        from mona.io import config_from_dict
+
+        return config_from_dict(cls, data, "embed config", MonaError)
 
 
 # --------------------------------------------------------------------------------------------------------

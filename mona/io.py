@@ -221,3 +221,14 @@ def check_format(found: Any, expected: Any, what: str, path: str | Path) -> None
             f"{what} {path} has format {found if found is not None else '(none)'}, this mona reads format {expected}; "
             "recreate it with this version"
         )
+
+
+def config_from_dict(cls: type, data: dict[str, Any], what: str, error: type[Exception] = ArtifactMismatch) -> Any:
+    """An instance of the config dataclass ``cls`` from a dict read back from JSON/YAML; unknown keys raise
+    ``error`` naming them and the known ones (``what`` names the config in the message)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise error(f"unknown {what} key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+    return cls(**data)
+

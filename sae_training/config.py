@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from mona.errors import MonaError
+from mona.io import config_from_dict
 from mona.models import hook_layer
 
 Architecture = Literal["topk", "standard", "jumprelu", "batchtopk"]
@@ -231,11 +232,7 @@ class SAETrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SAETrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
-        return cls(**data)
+        return config_from_dict(cls, data, "config", ConfigError)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> SAETrainConfig:
