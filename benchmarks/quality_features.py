@@ -10,7 +10,7 @@ one ``mona embed`` run per variant, this reads the model once per sample set and
 * the first and last valid token's residual at every layer up to the hook's (NAIT, cost-matched: the same
   forward pass; a full-depth NAIT costs ~3x more on this model).
 
-Every variant is then pooled from these arrays with :func:`mona.embed.pool_tokens`, the function the
+Every variant is then pooled from these arrays with :func:`mona.pooling.pool_tokens`, the function the
 embedding stage itself uses. Cached as .npy under ``$MONA_HOME/bench/<key>/`` (no pickle).
 """
 
@@ -28,8 +28,8 @@ import torch
 
 from mona.activations import ActivationConfig, iter_activations
 from mona.data import Sample, fingerprint
-from mona.embed import first_last, pool_tokens
 from mona.models import LoadedModel, mona_home
+from mona.pooling import first_last, pool_tokens
 from mona.saes import LoadedSAE
 
 log = logging.getLogger(__name__)

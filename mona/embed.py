@@ -32,12 +32,11 @@ from typing import Any, Literal, get_args
 import numpy as np
 import scipy.sparse as sp
 import torch
-from jaxtyping import Bool, Float
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from mona.errors import ArtifactMismatch, MonaError
 from mona.io import atomic_write_json, atomic_write_lines, create_exclusive, dump_json, mona_version
+from mona.pooling import Pooling, Span, first_last, pool_tokens, span_mask
 from mona.runtime import Runtime, forward_batch_tokens, loaded_with, make_runtime, model_dtype_name
 from mona.saes import LoadedSAE, resolve_sae
 from mona.store import (
@@ -59,8 +58,6 @@ from mona.store import (
 log = logging.getLogger(__name__)
 
 Mode = Literal["sae", "dense", "layers", "sentence"]
-Pooling = Literal["mean", "max", "sum", "binary"]
-Span = Literal["all", "prompt", "response"]
 DType = Literal["float16", "float32"]
 Storage = Literal["safetensors", "npy"]
 
@@ -128,53 +125,6 @@ class EmbedConfig:
         from mona.io import config_from_dict
 
         return config_from_dict(cls, data, "embed config", MonaError)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Pooling (pure tensor functions: tested against hand-computed examples)
-# --------------------------------------------------------------------------------------------------------
-
-
-def pool_tokens(
-    x: Float[Tensor, "N F"], rows: Tensor, n_rows: int, pooling: Pooling, threshold: float = 0.0
-) -> Float[Tensor, "B F"]:
-    """Pool token vectors ``x`` into ``n_rows`` sample vectors; ``rows[i]`` is token i's sample (sorted).
-
-    Rows without tokens come out as zeros. ``binary``: 1.0 where any token of the row exceeds ``threshold``.
-    """
-    counts = torch.bincount(rows, minlength=n_rows)
-    if pooling == "binary":
-        active = torch.zeros((n_rows, x.shape[1]), dtype=torch.float32, device=x.device)
-        active.index_add_(0, rows, (x > threshold).float())
-        return (active > 0).float()
-    if pooling in ("sum", "mean"):
-        out = torch.zeros((n_rows, x.shape[1]), dtype=torch.float32, device=x.device).index_add_(0, rows, x.float())
-        if pooling == "mean":
-            out /= counts.clamp(min=1).unsqueeze(1).float()
-        return out
-    if pooling == "max":
-        out = torch.segment_reduce(x.float(), "max", lengths=counts, axis=0)
-        out[counts == 0] = 0.0
-        return out
-    raise MonaError(f"unknown pooling {pooling!r}")
-
-
-def span_mask(valid: Bool[Tensor, "B T"], prompt: Bool[Tensor, "B T"], response: Bool[Tensor, "B T"],
-              span: Span) -> Bool[Tensor, "B T"]:
-    return {"all": valid, "prompt": prompt, "response": response}[span]
-
-
-def first_last(acts: Float[Tensor, "B T d"], mask: Bool[Tensor, "B T"]) -> Float[Tensor, "B 2 d"]:
-    """Activation of the first and last ``mask`` token of each row (zeros for rows without one)."""
-    b, t = mask.shape
-    pos = torch.arange(t, device=mask.device).expand(b, t)
-    has = mask.any(1)
-    first = torch.where(mask, pos, t).amin(1).clamp(max=t - 1)
-    last = torch.where(mask, pos, -1).amax(1).clamp(min=0)
-    rows = torch.arange(b, device=mask.device)
-    out = torch.stack([acts[rows, first], acts[rows, last]], dim=1)
-    out[~has] = 0.0
-    return out
 
 
 # --------------------------------------------------------------------------------------------------------

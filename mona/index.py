@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -33,7 +32,8 @@ from tqdm.auto import tqdm
 
 from mona.errors import ArtifactMismatch, MonaError
 from mona.io import atomic_write, atomic_write_json, json_hash, sha256_file
-from mona.store import DENSE_MODES, Store, pool_fingerprint
+from mona.store import Store, pool_fingerprint
+from mona.vectors import Vectors, as_vectors, dense, normalize_rows
 
 log = logging.getLogger(__name__)
 
@@ -83,93 +83,6 @@ class IndexConfig:
             raise MonaError(f"index margin must be in [0, 1); got {self.margin}")
 
 
-def normalize_rows(x: sp.csr_matrix | np.ndarray) -> sp.csr_matrix | np.ndarray:
-    """L2-normalise rows (zero rows stay zero), float32."""
-    if sp.issparse(x):
-        x = sp.csr_matrix(x, dtype=np.float32)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1), dtype=np.float64).ravel())
-        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
-        return sp.csr_matrix(sp.diags(scale) @ x)
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-
-
-def _dense(x: Any) -> np.ndarray:
-    return np.ascontiguousarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
-
-
-# --------------------------------------------------------------------------------------------------------
-# What an index is built over
-# --------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Vectors:
-    """Row vectors an index is built over: streamed in blocks to build it, gathered by row to re-rank.
-
-    ``source`` is a CSR matrix, a dense array, or a store (read shard by shard through its memory maps);
-    ``transform`` maps a block of raw rows to the compared vectors (feature weights, binarising), row-wise."""
-
-    source: Any
-    transform: Callable[[Any], Any] | None = None
-    block: int = 65_536
-
-    @property
-    def n(self) -> int:
-        return int(self.source.n if isinstance(self.source, Store) else self.source.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.source.n_features if isinstance(self.source, Store) else self.source.shape[1])
-
-    @property
-    def sparse(self) -> bool:
-        if isinstance(self.source, Store):
-            return self.source.mode not in DENSE_MODES
-        return sp.issparse(self.source)
-
-    def _t(self, x: Any) -> Any:
-        return self.transform(x) if self.transform is not None else x
-
-    def blocks(self) -> Iterator[tuple[int, Any]]:
-        """(first row, block) in row order: CSR blocks for sparse vectors, float32 arrays for dense ones."""
-        if isinstance(self.source, Store):
-            if self.source.mode in DENSE_MODES:
-                for start, arrays in self.source.iter_shards():
-                    yield start, self._t(np.asarray(arrays["dense"], np.float32))
-                return
-            for start, codes in self.source.iter_codes():
-                for a, block in _split(codes, self.block):
-                    yield start + a, self._t(block)
-            return
-        for a in range(0, self.n, self.block):
-            yield a, self._t(self.source[a : a + self.block])
-
-    def rows(self, rows: np.ndarray) -> Any:
-        """The vectors of ``rows`` (in that order)."""
-        if isinstance(self.source, Store):
-            x = self.source.rows(rows)
-            return self._t(x.toarray() if not self.sparse else x)
-        return self._t(self.source[np.asarray(rows, np.int64)])
-
-    def all(self) -> Any:
-        """Every vector at once (small sources only)."""
-        parts = [b for _, b in self.blocks()]
-        if not parts:
-            return np.zeros((0, self.width), np.float32)
-        return sp.vstack(parts, format="csr") if sp.issparse(parts[0]) else np.concatenate(parts)
-
-
-def _split(x: Any, size: int) -> Iterator[tuple[int, Any]]:
-    for a in range(0, x.shape[0], size):
-        yield a, x[a : a + size]
-
-
-def as_vectors(source: Any) -> Vectors:
-    return source if isinstance(source, Vectors) else Vectors(source)
-
-
 # --------------------------------------------------------------------------------------------------------
 # The index
 # --------------------------------------------------------------------------------------------------------
@@ -199,7 +112,7 @@ class Index:
         x = normalize_rows(x)
         if self.projection is not None:
             return sketch(x, self.projection, min(self.config.dims, self.width))
-        return _dense(x)
+        return dense(x)
 
     def _exact(self, rows: np.ndarray) -> Any:
         if self.vectors is None:
@@ -224,7 +137,7 @@ class Index:
         k = int(k)
         q = normalize_rows(queries if sp.issparse(queries) else np.asarray(queries, dtype=np.float32))
         if self.kind == "flat":
-            return self.faiss_index.search(_dense(q), k)
+            return self.faiss_index.search(dense(q), k)
         self._ivf()
         want = min(self.n, k * self.config.rerank)
         scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
@@ -239,7 +152,7 @@ class Index:
                 if not len(c):
                     continue
                 sub = X[np.searchsorted(union, c)]
-                exact = np.asarray(sub @ _dense(block[j]).ravel(), np.float32).ravel()
+                exact = np.asarray(sub @ dense(block[j]).ravel(), np.float32).ravel()
                 top = np.lexsort((c, -exact))[:k]
                 scores[start + j, : len(top)] = exact[top]
                 rows[start + j, : len(top)] = c[top]
@@ -343,7 +256,7 @@ def _row_dots(A: Any, B: Any) -> np.ndarray:
     """Row-wise dot products of two equally long stacks of rows (sparse or dense)."""
     if sp.issparse(A) and sp.issparse(B):
         return np.asarray(A.multiply(B).sum(axis=1), np.float64).ravel()
-    return np.einsum("ij,ij->i", _dense(A), _dense(B)).astype(np.float64)
+    return np.einsum("ij,ij->i", dense(A), dense(B)).astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------------------

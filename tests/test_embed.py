@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mona.embed import EmbedConfig, embed, first_last, pool_tokens
+from mona.embed import EmbedConfig, embed
 from mona.errors import ArtifactMismatch, MonaError
+from mona.pooling import first_last, pool_tokens
 from mona.testing import tiny_sae
 
 HOOK = "blocks.1.hook_resid_post"

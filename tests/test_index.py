@@ -42,7 +42,7 @@ def test_compressed_index_recall_and_exact_scores(clustered):
     want_scores, want_rows = exact_search(clustered, queries, 10)
     assert recall(rows, want_rows) >= 0.95
     # returned scores are exact cosines on the codes (re-ranked), not quantised approximations
-    from mona.index import normalize_rows
+    from mona.vectors import normalize_rows
 
     x, q = normalize_rows(clustered), normalize_rows(queries)
     for j in range(len(rows)):

@@ -17,10 +17,8 @@ import scipy.sparse as sp
 
 from mona.errors import ArtifactMismatch, MonaError
 from mona.select.inputs import binarize_codes, stack_codes
-from mona.select.similarity import (
-    normalize_rows,
-    row_norms,
-)
+from mona.select.similarity import row_norms
+from mona.vectors import normalize_rows
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,11 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from mona.errors import MonaError
-from mona.index import Index, IndexConfig, Vectors, index_for, normalize_rows
+from mona.index import Index, IndexConfig, index_for
 from mona.io import json_hash
 from mona.select.inputs import binarize_codes
 from mona.select.matrices import reweight
+from mona.vectors import Vectors, normalize_rows
 
 log = logging.getLogger(__name__)
 

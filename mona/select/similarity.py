@@ -20,6 +20,7 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from mona.errors import MonaError
+from mona.vectors import normalize_rows
 
 log = logging.getLogger(__name__)
 
@@ -149,15 +150,6 @@ def max_similarity_to_rows(X: Any, T: Any, similarity: str) -> tuple[np.ndarray,
         best[better] = s[better]
         arg[better] = j
     return best, arg
-
-
-def normalize_rows(X: Any) -> Any:
-    """Rows scaled to unit L2 norm (all-zero rows stay zero); sparse in, sparse out."""
-    norms = row_norms(X)
-    inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
-    if sp.issparse(X):
-        return sp.diags(inv.astype(np.float32)) @ sp.csr_matrix(X, dtype=np.float32)
-    return (np.asarray(X, np.float32) * inv[:, None].astype(np.float32)).astype(np.float32)
 
 
 def _max_cosine(X: Any, T: Any, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:

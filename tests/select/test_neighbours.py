@@ -112,7 +112,7 @@ def test_kcenter_ivf_hits_every_planted_cluster():
     assert len(set(sel.rows)) == 20 and sel.info["index"]["path"] == "ivf"
     assert np.all(np.diff(sel.scores[1:]) <= 1e-9)  # farthest first: distances never grow
     # both cover the pool about as well: the covering radius of the ivf picks is close to the exact one
-    from mona.index import normalize_rows
+    from mona.vectors import normalize_rows
 
     Xn = normalize_rows(X)
 

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from mona.select.inputs import store_mode
 from mona.select.methods.base import OWN_FEATURES, Context, Method, Picked, own_features
 from mona.select.neighbours import code_space, dense_space, kcenter_ivf, pool_rows, resolve
-from mona.select.similarity import normalize_rows
+from mona.vectors import normalize_rows
 
 
 @dataclass

@@ -187,7 +187,7 @@ def simscale_ivf(space: Any, n: int, sim_threshold: float = 0.5, order: str = "f
 
 
 def _cosines(space: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    from mona.index import normalize_rows
+    from mona.vectors import normalize_rows
 
     if not len(i):
         return np.zeros(0)

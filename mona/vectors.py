@@ -1,0 +1,99 @@
+"""Row vectors as selection compares them: unit-norm rows, and a source (array or store) streamed in blocks.
+
+Used by the FAISS index (:mod:`mona.index`) and by selection's similarity code alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from mona.store import DENSE_MODES, Store
+
+
+def normalize_rows(x: sp.csr_matrix | np.ndarray) -> sp.csr_matrix | np.ndarray:
+    """L2-normalise rows (zero rows stay zero), float32."""
+    if sp.issparse(x):
+        x = sp.csr_matrix(x, dtype=np.float32)
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1), dtype=np.float64).ravel())
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+        return sp.csr_matrix(sp.diags(scale) @ x)
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def dense(x: Any) -> np.ndarray:
+    """Contiguous float32 rows (a sparse block densified)."""
+    return np.ascontiguousarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
+
+
+
+@dataclass
+class Vectors:
+    """Row vectors an index is built over: streamed in blocks to build it, gathered by row to re-rank.
+
+    ``source`` is a CSR matrix, a dense array, or a store (read shard by shard through its memory maps);
+    ``transform`` maps a block of raw rows to the compared vectors (feature weights, binarising), row-wise."""
+
+    source: Any
+    transform: Callable[[Any], Any] | None = None
+    block: int = 65_536
+
+    @property
+    def n(self) -> int:
+        return int(self.source.n if isinstance(self.source, Store) else self.source.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.source.n_features if isinstance(self.source, Store) else self.source.shape[1])
+
+    @property
+    def sparse(self) -> bool:
+        if isinstance(self.source, Store):
+            return self.source.mode not in DENSE_MODES
+        return sp.issparse(self.source)
+
+    def _t(self, x: Any) -> Any:
+        return self.transform(x) if self.transform is not None else x
+
+    def blocks(self) -> Iterator[tuple[int, Any]]:
+        """(first row, block) in row order: CSR blocks for sparse vectors, float32 arrays for dense ones."""
+        if isinstance(self.source, Store):
+            if self.source.mode in DENSE_MODES:
+                for start, arrays in self.source.iter_shards():
+                    yield start, self._t(np.asarray(arrays["dense"], np.float32))
+                return
+            for start, codes in self.source.iter_codes():
+                for a, block in _split(codes, self.block):
+                    yield start + a, self._t(block)
+            return
+        for a in range(0, self.n, self.block):
+            yield a, self._t(self.source[a : a + self.block])
+
+    def rows(self, rows: np.ndarray) -> Any:
+        """The vectors of ``rows`` (in that order)."""
+        if isinstance(self.source, Store):
+            x = self.source.rows(rows)
+            return self._t(x.toarray() if not self.sparse else x)
+        return self._t(self.source[np.asarray(rows, np.int64)])
+
+    def all(self) -> Any:
+        """Every vector at once (small sources only)."""
+        parts = [b for _, b in self.blocks()]
+        if not parts:
+            return np.zeros((0, self.width), np.float32)
+        return sp.vstack(parts, format="csr") if sp.issparse(parts[0]) else np.concatenate(parts)
+
+
+def _split(x: Any, size: int) -> Iterator[tuple[int, Any]]:
+    for a in range(0, x.shape[0], size):
+        yield a, x[a : a + size]
+
+
+def as_vectors(source: Any) -> Vectors:
+    return source if isinstance(source, Vectors) else Vectors(source)
