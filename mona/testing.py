@@ -115,3 +115,7 @@ def pool_records() -> list[dict]:
                         "output": f"{topic} answer " * (i % 3 + 1)})
     return out
 
+
+def norm(text: str) -> str:
+    """Whitespace-collapsed, lower-cased text, for comparing prompts across formats."""
+    return " ".join(text.split()).lower()

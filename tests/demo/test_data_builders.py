@@ -12,18 +12,7 @@ import pytest
 from mona import demo as D
 from mona.data import gemma_turns
 from mona.errors import DataError
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).lower()
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("mona_home")
-        mp.setenv("MONA_HOME", str(path))
-        yield path
+from mona.testing import norm
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +28,7 @@ def targets(home):
 def test_pool_records_are_labelled_chat_samples(pool):
     assert len(pool) == 2000
     assert len({r["id"] for r in pool}) == len(pool)
-    assert len({_norm(D.prompt_of(r)) for r in pool}) == len(pool)
+    assert len({norm(D.prompt_of(r)) for r in pool}) == len(pool)
     for r in pool:
         assert r["source"] in {"mmlu", "codeio", "evals", "gsm_symbolic"}
         assert r["domain"] in D.DOMAIN_SHARES
@@ -98,12 +87,12 @@ def test_targets_sizes_and_disjoint_from_pool(pool, targets):
     assert {r["source"] for r in targets["reasoning"]} == {"bbh"} and len(targets["reasoning"]) >= 64
     assert {r["subset"] for r in targets["science"]} <= set(D.MMLU_TARGET_SUBJECTS)
     pool_ids = {r["id"] for r in pool}
-    pool_prompts = {_norm(D.prompt_of(r)) for r in pool}
+    pool_prompts = {norm(D.prompt_of(r)) for r in pool}
     for name, records in targets.items():
         assert 64 <= len(records) <= 300, name
         assert {r["domain"] for r in records} <= D.TARGET_DOMAINS[name]
         assert not {r["id"] for r in records} & pool_ids
-        assert not {_norm(D.prompt_of(r)) for r in records} & pool_prompts
+        assert not {norm(D.prompt_of(r)) for r in records} & pool_prompts
 
 
 def test_target_tune_and_report_halves(home, targets):
@@ -124,11 +113,11 @@ def test_sae_corpus_mixes_prose_and_turns_and_avoids_pool_and_targets(home, pool
     chat = [t for t in texts if t.startswith("<start_of_turn>user\n")]
     assert 150 <= len(chat) <= 250 and all(t.endswith("<end_of_turn>\n") for t in chat)
     assert all("<start_of_turn>model\n" in t for t in chat)
-    normed = {_norm(t) for t in texts}
+    normed = {norm(t) for t in texts}
     for r in pool + [r for rs in targets.values() for r in rs]:
-        assert _norm(D.gemma_chat(r["messages"])) not in normed
-    users = " ".join(_norm(t) for t in chat)
-    assert not any(_norm(D.prompt_of(r)) in users for r in targets["science"] + targets["math"])
+        assert norm(D.gemma_chat(r["messages"])) not in normed
+    users = " ".join(norm(t) for t in chat)
+    assert not any(norm(D.prompt_of(r)) in users for r in targets["science"] + targets["math"])
     assert D.build_sae_corpus(n_texts=400, seed=0) == texts  # cached and deterministic
 
 

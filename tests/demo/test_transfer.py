@@ -6,18 +6,7 @@ import pytest
 
 from mona.demo import load_jsonl, prompt_of
 from mona.demo.transfer import TRANSFER_TARGETS, build_transfer_pool, build_transfer_targets
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).lower()
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("mona_home")
-        mp.setenv("MONA_HOME", str(path))
-        yield path
+from mona.testing import norm
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +42,8 @@ def test_in_domain_samples_come_from_other_sources_and_formats(pool, targets):
     assert cot and all(r["part"] == "distractor:cot" for r in cot)
     fenced = [r for r in pool if prompt_of(r).startswith("Complete the following") and "```text" in prompt_of(r)]
     assert fenced and all(r["part"] == "distractor:completion" for r in fenced)
-    target_prompts = {_norm(prompt_of(r)) for v in targets.values() for r in v}
-    assert not target_prompts & {_norm(prompt_of(r)) for r in pool}
+    target_prompts = {norm(prompt_of(r)) for v in targets.values() for r in v}
+    assert not target_prompts & {norm(prompt_of(r)) for r in pool}
 
 
 def test_halves_split_the_targets_and_builds_are_deterministic(home, pool, targets):
