@@ -31,6 +31,7 @@ GPU's bfloat16 peak (``--peak-tflops``, H200 dense: 989) the matmuls reach.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import platform
 import shutil
@@ -194,10 +195,12 @@ def compare_dtypes(n: int, repeats: int) -> dict:
     sae, sae_note, hook = default_or_fresh_sae(fp32.d_model, None)
     samples = bench_samples(n)
     eager = dict(attention="eager")
-    routes = {  # name: (model, runtime attention, legacy padding)
+    sae32 = dict(sae_dtype="float32")
+    routes = {  # name: (model, runtime settings, legacy padding)
         "fp32_before": (fp32, eager, True),
         "fp32_sdpa": (fp32, {}, False),
-        "bf16_eager": (bf16, eager, False),
+        "bf16_eager_sae32": (bf16, {**eager, **sae32}, False),
+        "bf16_sdpa_sae32": (bf16, sae32, False),
         "bf16_sdpa": (bf16, {}, False),
     }
     tmp = Path(tempfile.mkdtemp(prefix="mona-bench-dtypes-"))
@@ -232,15 +235,17 @@ def dtype_markdown(res: dict, argv: list[str]) -> str:
     labels = {
         "fp32_before": "float32, before (TL attention + padding mask)",
         "fp32_sdpa": "float32, SDPA fast path (default)",
-        "bf16_eager": "bfloat16, TL attention",
-        "bf16_sdpa": "`--model-dtype bfloat16`, SDPA fast path",
+        "bf16_eager_sae32": "bfloat16, TL attention, SAE in float32",
+        "bf16_sdpa_sae32": "bfloat16, SDPA fast path, SAE in float32",
+        "bf16_sdpa": "`--model-dtype bfloat16` (SDPA fast path, SAE in bfloat16: `--sae-dtype auto`)",
     }
     lines = [
         "### float32 vs bfloat16 (`--compare-dtypes`)",
         "",
         f"Command: `nice -n 10 python benchmarks/bench_embed.py {' '.join(argv)}` — {time.strftime('%Y-%m-%d')}, "
         f"{platform.machine()} CPU ({_cpu_name()}), {torch.get_num_threads()} torch threads, torch "
-        f"{torch.__version__}. `mona embed` end to end (forward to layer 6, SAE encode, mean pooling, store "
+        f"{torch.__version__}, load average {os.getloadavg()[0]:.1f} at the end. `mona embed` end to end (forward "
+        f"to layer 6, SAE encode, mean pooling, store "
         f"written); SAE: {res['sae']}. {res['samples']} samples, {tok:,} pooled tokens; the routes interleaved in "
         "one process, best of the repeats.",
         "",

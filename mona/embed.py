@@ -20,12 +20,13 @@ the shards that are not marked done. See :mod:`mona.store` for the layout and gu
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -255,7 +256,7 @@ def shard_step(model: Any, sae: Any, config: EmbedConfig, *, device: str | None 
     loaded, rt = loaded_with(model, make_runtime(runtime, device=device) if runtime or device else None)
     handle = resolve_sae(sae, model=loaded, hook=config.hook, device=rt.device) if config.mode == "sae" else None
     if handle is not None:
-        handle.sae.to(device=rt.device, dtype=rt.torch_sae_dtype)
+        handle = _on(handle, rt, owned=isinstance(sae, (str, Path)))
     config = _resolve_hook(config, handle)
     hooks, n_features = _hooks_and_width(config, loaded, handle)
     batch_tokens = forward_batch_tokens(loaded, config.batch_tokens, config.max_tokens, len(hooks),
@@ -269,8 +270,20 @@ def shard_step(model: Any, sae: Any, config: EmbedConfig, *, device: str | None 
         return _embed_shard(loaded, handle, part, config, act_config, stats), stats.tokens - before
 
     return ShardStep(config, _model_entry(loaded), _sae_entry(handle, rt), tuple(hooks), n_features, compute,
-                     {"device": rt.device, "model_dtype": rt.model_dtype, "sae_dtype": rt.sae_dtype,
+                     {"device": rt.device, "model_dtype": rt.model_dtype, "sae_dtype": rt.effective_sae_dtype,
                       "attention": rt.attention, "batch_tokens": batch_tokens})
+
+
+def _on(handle: LoadedSAE, rt: Runtime, owned: bool) -> LoadedSAE:
+    """The SAE on the runtime's device in its SAE dtype; an SAE the caller passed as an object is copied rather
+    than cast in place (a bfloat16 run must not round the weights of the caller's float32 SAE)."""
+    p = handle.sae.W_enc
+    if p.device == torch.device(rt.device) and p.dtype == rt.torch_sae_dtype:
+        return handle
+    if not owned:
+        handle = replace(handle, sae=copy.deepcopy(handle.sae))
+    handle.sae.to(device=rt.device, dtype=rt.torch_sae_dtype)
+    return handle
 
 
 def _model_entry(loaded: Any) -> dict[str, Any]:
@@ -278,7 +291,7 @@ def _model_entry(loaded: Any) -> dict[str, Any]:
 
 
 def _sae_entry(handle: LoadedSAE | None, rt: Runtime) -> dict[str, Any] | None:
-    return None if handle is None else {**handle.identity.to_dict(), "dtype": rt.sae_dtype}
+    return None if handle is None else {**handle.identity.to_dict(), "dtype": rt.effective_sae_dtype}
 
 
 def write_store(out_dir: Path, request: dict[str, Any], samples: Sequence[Any], config: EmbedConfig,

@@ -152,7 +152,7 @@ def test_manifest_records_dtype_and_device(tmp_path, pool, models):
     store = embed(pool[:6], model=bf16, sae=tiny_sae(), config=EmbedConfig(hook=TINY_HOOK), out_dir=tmp_path / "s",
                   progress=False, runtime=Runtime(device="cpu", model_dtype="bfloat16"))
     m = store.manifest
-    assert m["model"]["dtype"] == "bfloat16" and m["sae"]["dtype"] == "float32"
+    assert m["model"]["dtype"] == "bfloat16" and m["sae"]["dtype"] == "bfloat16"  # sae_dtype auto follows the model
     assert m["runtime"]["device"] == "cpu" and m["runtime"]["model_dtype"] == "bfloat16"
     assert model_dtype_name(bf16.model) == "bfloat16"
 
@@ -165,7 +165,7 @@ def test_bfloat16_store_is_not_reused_for_float32(tmp_path, pool, models):
         embed(pool[:6], model=fp32, sae=sae, config=cfg, out_dir=out, progress=False)
     with pytest.raises(ArtifactMismatch, match="dtype"):  # nor for the SAE run in another precision
         embed(pool[:6], model=bf16, sae=sae, config=cfg, out_dir=out, progress=False,
-              runtime=Runtime(device="cpu", model_dtype="bfloat16", sae_dtype="bfloat16"))
+              runtime=Runtime(device="cpu", model_dtype="bfloat16", sae_dtype="float32"))
 
 
 def test_runtime_contradicting_a_loaded_model_is_refused(tmp_path, pool, models):
@@ -173,3 +173,22 @@ def test_runtime_contradicting_a_loaded_model_is_refused(tmp_path, pool, models)
     with pytest.raises(MonaError, match="runs with model_dtype float32, but bfloat16 was asked for"):
         embed(pool[:4], model=fp32, sae=tiny_sae(), config=EmbedConfig(hook=TINY_HOOK), out_dir=tmp_path / "s",
               progress=False, runtime=Runtime(device="cpu", model_dtype="bfloat16"))
+
+
+@pytest.mark.parametrize(("model_dtype", "sae_dtype", "expected"),
+                         [("bfloat16", "auto", "bfloat16"), ("float32", "auto", "float32"),
+                          ("float16", "auto", "float32"), ("bfloat16", "float32", "float32")])
+def test_sae_dtype_auto_follows_a_bfloat16_model(one_gpu, model_dtype, sae_dtype, expected):
+    rt = Runtime(device="cuda", model_dtype=model_dtype, sae_dtype=sae_dtype)
+    assert rt.effective_sae_dtype == expected and rt.torch_sae_dtype == getattr(torch, expected)
+    assert rt.resolved().sae_dtype == expected
+
+
+def test_a_bfloat16_run_does_not_round_the_callers_sae(tmp_path, pool, models):
+    _, bf16 = models
+    sae = tiny_sae()
+    before = sae.W_enc.detach().clone()
+    store = embed(pool[:4], model=bf16, sae=sae, config=EmbedConfig(hook=TINY_HOOK), out_dir=tmp_path / "s",
+                  progress=False)
+    assert store.manifest["sae"]["dtype"] == "bfloat16"
+    assert sae.W_enc.dtype == torch.float32 and torch.equal(sae.W_enc.detach(), before)
