@@ -273,45 +273,53 @@ def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None 
     """Farthest-point greedy whose distance updates visit only the rows of the ``nprobe`` inverted lists nearest
     each new centre (exact cosine distances on the vectors), after one exact pass for the first centre.
 
-    Rows outside those lists keep their distance to the nearest centre found so far (an upper bound), so picks
-    follow farthest-point greedy approximately; the scores are the distances the greedy used."""
+    The vectors are held once, reordered so that every inverted list is one contiguous slice: an update is a few
+    slice products, and the farthest row is found from one running maximum per list. Rows outside the probed
+    lists keep their distance to the nearest centre found so far (an upper bound), so picks follow
+    farthest-point greedy approximately; the scores are the distances the greedy used."""
     config = config or IndexConfig()
     index = open_index(space, "ivf", config, progress)
     owner = index.lists()
-    order = np.argsort(owner, kind="stable")
-    bounds = np.searchsorted(owner[order], np.arange(owner.max() + 2))
-    N = space.n
-    X = normalize_rows(space.vectors.all())  # held once: per pick only the probed lists' rows are read
-    first = int(np.random.default_rng(seed).integers(N))
-    mind = np.empty(N)
-    c = X[first]
-    ct = c.toarray().ravel() if sp.issparse(c) else np.asarray(c).ravel()
-    mind[:] = 1.0 - np.asarray(X @ ct, np.float64).ravel()
-    B = 4096
+    n_lists = int(owner.max()) + 1
+    order = np.argsort(owner, kind="stable")  # position p holds row order[p]; list l is positions bounds[l]..
+    bounds = np.searchsorted(owner[order], np.arange(n_lists + 1))
+    nprobe = min(nprobe, n_lists)
+    probes = np.concatenate([index.probe(block, nprobe) for _, block in space.vectors.blocks()])
+    X = normalize_rows(space.vectors.all())[order]
+    parts = [X[bounds[lst] : bounds[lst + 1]] for lst in range(n_lists)]  # sliced once, not per pick
+    first_row = int(np.random.default_rng(seed).integers(space.n))
+    first = pos_of(order, first_row)
+    mind = 1.0 - np.asarray(X @ _dense_row(X, first), np.float64).ravel()
+    del X
     mind[first] = -np.inf
-    blockmax = _block_max(mind, B)
-    rows, scores = [first], [1.0]
-    nprobe = min(nprobe, int(owner.max()) + 1)
+    list_max = np.full(n_lists, -np.inf)
+    for lst in np.flatnonzero(np.diff(bounds)):
+        list_max[lst] = mind[bounds[lst] : bounds[lst + 1]].max()
+    rows, scores = [first_row], [1.0]
     for _ in tqdm(range(n - 1), desc="kcenter", disable=not progress or n < 200, leave=False):
-        b = int(np.argmax(blockmax))
-        nxt = b * B + int(np.argmax(mind[b * B : (b + 1) * B]))
-        rows.append(nxt)
-        scores.append(float(mind[nxt]))
-        vec = X[nxt : nxt + 1]
-        lists = index.probe(vec, nprobe)[0]
-        near = np.concatenate([order[bounds[lst] : bounds[lst + 1]] for lst in lists if lst >= 0] + [[nxt]])
-        v = vec.toarray().ravel() if sp.issparse(vec) else np.asarray(vec).ravel()
-        d = 1.0 - np.asarray(X[near] @ v, np.float64).ravel()
-        np.minimum.at(mind, near, d)
-        mind[rows[-1]] = -np.inf
-        for blk in np.unique(near // B):
-            blockmax[blk] = mind[blk * B : (blk + 1) * B].max()
+        best = int(np.argmax(list_max))
+        a = int(bounds[best])
+        p = a + int(np.argmax(mind[a : bounds[best + 1]]))
+        rows.append(int(order[p]))
+        scores.append(float(mind[p]))
+        v = _dense_row(parts[best], p - a)
+        mind[p] = -np.inf
+        for lst in {int(x) for x in probes[order[p]] if x >= 0} | {best}:
+            seg = mind[bounds[lst] : bounds[lst + 1]]
+            if len(seg):
+                np.minimum(seg, 1.0 - np.asarray(parts[lst] @ v, np.float64).ravel(), out=seg)
+                list_max[lst] = seg.max()
     return np.asarray(rows, np.int64), np.asarray(scores), index_info(index, "ivf", nprobe=nprobe)
 
 
-def _block_max(x: np.ndarray, size: int) -> np.ndarray:
-    pad = (-len(x)) % size
-    return np.concatenate([x, np.full(pad, -np.inf)]).reshape(-1, size).max(axis=1)
+def pos_of(order: np.ndarray, row: int) -> int:
+    """Position of ``row`` in the permutation ``order``."""
+    return int(np.flatnonzero(order == row)[0])
+
+
+def _dense_row(X: Any, p: int) -> np.ndarray:
+    row = X[p]
+    return row.toarray().ravel() if sp.issparse(row) else np.asarray(row).ravel()
 
 
 def check_k(k: int, n: int, what: str = "k") -> None:
