@@ -41,6 +41,9 @@ IndexKind = Literal["auto", "flat", "ivf"]
 Projection = Literal["random", "pca"]
 INDEX_DIR = "index"
 CODES_SPACE: dict[str, Any] = {"vectors": "codes"}
+HOLD_MAX_BYTES = 4 << 30
+"""Range searches over a store hold its normalised vectors in memory up to this size (else rows are gathered
+from the shards' memory maps per block of queries)."""
 """The space ``mona embed --index`` indexes: the store's own vectors (SAE codes or dense vectors), unweighted."""
 
 
@@ -167,6 +170,10 @@ class Index:
             raise MonaError("this index has no vectors attached for range searches")
         rows = np.arange(self.n) if rows is None else np.asarray(rows, np.int64)
         radius = threshold if self.kind == "flat" else threshold - self.config.margin
+        exact = self._exact
+        if isinstance(self.vectors.source, Store) and self.vectors.nbytes() <= HOLD_MAX_BYTES:
+            held = normalize_rows(self.vectors.all())  # candidates are scattered: gather them from memory
+            exact = held.__getitem__
         if self.kind == "ivf":
             self._ivf().nprobe = min(nprobe, self._ivf().nlist)
         out_i, out_j, out_s = [], [], []
@@ -174,13 +181,14 @@ class Index:
         step = 1024
         for a in range(0, len(rows), step):
             r = rows[a : a + step]
-            Q = self._exact(r)
+            Q = exact(r)
             lims, _, cand = self.faiss_index.range_search(self.prepare(Q), float(radius) - 1e-6)
             qi = np.repeat(np.arange(len(r)), np.diff(lims).astype(np.int64))
             keep = cand != r[qi]
             qi, cand = qi[keep], cand[keep]
             if len(cand):
-                C = self._exact(cand)
+                uniq, inverse = np.unique(cand, return_inverse=True)  # each candidate read once per block
+                C = exact(uniq)[inverse]
                 sims = _row_dots(Q[qi] if sp.issparse(Q) else Q[qi], C)
                 ok = sims >= threshold
                 out_i.append(r[qi[ok]])

@@ -82,6 +82,15 @@ class Vectors:
             return self._t(x.toarray() if not self.sparse else x)
         return self._t(self.source[np.asarray(rows, np.int64)])
 
+    def nbytes(self) -> int:
+        """Bytes :meth:`all` would take in memory (float32 values, int32 feature ids for sparse rows)."""
+        if isinstance(self.source, Store):
+            if self.source.mode in DENSE_MODES:
+                return self.n * self.width * 4
+            return int(sum(int(s.get("nnz", 0)) for s in self.source.manifest.get("shards", []))) * 8 + self.n * 8
+        x = self.source
+        return int(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes) if sp.issparse(x) else int(np.asarray(x).nbytes)
+
     def all(self) -> Any:
         """Every vector at once (small sources only)."""
         parts = [b for _, b in self.blocks()]
