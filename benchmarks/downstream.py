@@ -113,6 +113,42 @@ def precision(folder: Path, name: str) -> float:
     return float(np.mean([(r or {}).get("domain") in TARGET_DOMAINS[name] for r in sel.records]))
 
 
+def makeup(folder: Path, name: str, pool_path: Path) -> list[dict]:
+    """What each tuned subset is made of: share in the target's domain, share from the cross-source evaluation's
+    sources (its formats), share from the target's own source, mean response length in characters."""
+    import json
+
+    from mona.tune.subsets import read_selection
+
+    by_id = dict(zip([s.id for s in load_samples(pool_path)], load_jsonl(pool_path), strict=True))
+    for sel in sorted(folder.glob("sel-*")):  # the ids the tune gave the selection's records
+        by_id.update(zip([s.id for s in read_selection(sel).samples], load_selection(sel).records, strict=True))
+    cross = {r["source"] for r in load_jsonl(folder / "cross.jsonl")}
+    own = {r["source"] for r in load_jsonl(build_demo_targets(split="report")[name])}
+    rows = []
+    for f in sorted((folder / "tune_runs").glob("*.json")):
+        run = json.loads(f.read_text())
+        recs = [by_id[i] for i in run.get("ids") or [] if i in by_id]
+        if not recs:
+            continue
+        rows.append({"subset": run["key"], "n": len(recs),
+                     "in_domain": float(np.mean([r["domain"] in TARGET_DOMAINS[name] for r in recs])),
+                     "cross_sources": float(np.mean([r["source"] in cross for r in recs])),
+                     "target_source": float(np.mean([r["source"] in own for r in recs])),
+                     "response_chars": float(np.mean([len(r["messages"][-1]["content"]) for r in recs]))})
+    return rows
+
+
+def makeup_table(results: dict) -> str:
+    lines = ["| target | subset | n | in target's domain | from the cross-source set's sources | from the target's "
+             "source | mean response (chars) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for name, res in results.items():
+        for m in res.get("makeup", []):
+            lines.append(f"| {name} | {m['subset']} | {m['n']} | {m['in_domain']:.2f} | {m['cross_sources']:.2f} | "
+                         f"{m['target_source']:.2f} | {m['response_chars']:.0f} |")
+    return "\n".join(lines)
+
+
 def table(results: dict) -> str:
     head = ("| target | subset | n | precision | held-out loss | gain | share of ref. | cross-source loss | gain "
             "| share of ref. |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -160,7 +196,8 @@ def run(args: argparse.Namespace) -> dict:
             if row["group"].startswith("sel-"):
                 row["precision"] = f"{precision(folder / row['group'], name):.2f}"
             rows.append(row)
-        results[name] = {"rows": rows, "seconds": round(time.time() - start), "eval_sets": res.eval_sets}
+        results[name] = {"rows": rows, "seconds": round(time.time() - start), "eval_sets": res.eval_sets,
+                         "makeup": makeup(folder, name, pool_path)}
         log.info("%s done in %.0f s\n%s", name, time.time() - start, res.table())
     return results
 
@@ -190,8 +227,9 @@ def main() -> None:
             "machine": platform.machine(), "results": results}
     stem = RESULTS / f"downstream{'_' + args.tag if args.tag else ''}"
     atomic_write_json(stem.with_suffix(".json"), meta)
-    atomic_write_text(stem.with_suffix(".md"), table(results) + "\n")
+    atomic_write_text(stem.with_suffix(".md"), table(results) + "\n\n" + makeup_table(results) + "\n")
     print(table(results))
+    print(makeup_table(results))
     print(f"total {time.time() - start:.0f} s")
 
 
