@@ -71,6 +71,19 @@ def test_store_rows_and_streamed_prototype_equal_in_memory(tmp_path, codes):
         assert on_disk.features == in_mem.features
 
 
+def test_max_over_a_store_streams_exactly(tmp_path, codes):
+    store = write_store(tmp_path / "pool", codes)
+    target = pool_of(planted(40, seed=5))
+    kw = dict(method="mona", n=100, similarity="cosine", aggregate="max", feature_weights="idf")
+    on_disk = select(store, target=target, **kw)  # auto: 3,000 x 40 pairs, one exact pass over the shards
+    in_mem = select(pool_of(codes), target=target, index="none", **kw)
+    assert on_disk.info["index"]["path"] == "exact" and on_disk.info["index"]["streamed"]
+    assert np.array_equal(on_disk.rows, in_mem.rows)
+    np.testing.assert_allclose(on_disk.scores, in_mem.scores, rtol=1e-6)
+    assert on_disk.features == in_mem.features
+    assert on_disk.matches == in_mem.matches and on_disk.matches[0] is not None
+
+
 def test_max_exact_index_equals_brute_force_decoder_and_dense(codes):
     rng = np.random.default_rng(1)
     W = rng.standard_normal((F, 24)).astype(np.float32)

@@ -51,7 +51,7 @@ def score_dense(pool: PoolMatrices, group: list[Any], k: int, method: str = "den
         raise MonaError(f"target vectors have {T.shape[1]} dimensions but pool vectors have {X.shape[1]}")
     if getattr(pool.options, "aggregate", "prototype") == "prototype":
         return Scored(cosine_to_vector(X, T.mean(axis=0)))
-    path = resolve(ctx.config.index, X.shape[0], X.shape[1]) if ctx is not None else "none"
+    path = resolve(ctx.config.index, X.shape[0], X.shape[1], queries=T.shape[0]) if ctx is not None else "none"
     if path != "none":  # each pool row's best target from a flat index over the targets, or the pool's ivf index
         scores, arg, info = best_targets(dense_space(pool), T, ctx.n, path)
         ctx.cache["index"] = info

@@ -133,9 +133,11 @@ def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: 
     cfg = pool.config
     require_group(group, k, ("sae",), method, pool.store)
     if cfg.aggregate == "max" and cfg.similarity != "jaccard" and ctx is not None:
-        path = resolve(ctx.config.index, pool_rows(pool.store), pool.width())
+        path = resolve(ctx.config.index, pool_rows(pool.store), pool.width(), queries=len(target_ids(group)))
         if path == "ivf" or (path == "exact" and cfg.similarity == "decoder"):
             return _score_max_indexed(pool, group, top, path, ctx)
+        if _streams(pool):
+            return _score_max_streamed(pool, group, top, ctx)
     if cfg.aggregate == "prototype" and cfg.similarity != "decoder" and not cfg.contrast and _streams(pool):
         return _score_streamed(pool, group, top)
     X = pool.weighted_codes()
@@ -181,6 +183,28 @@ def _score_streamed(pool: PoolMatrices, group: list[Any], top: int) -> Scored:
         return [_row_contrib(Xr, i, t, cfg.similarity, top) for i in range(len(rows))], None
 
     return Scored(scores, explain, {"target_active_features": int((t > 0).sum()), "streamed": True})
+
+
+def _score_max_streamed(pool: PoolMatrices, group: list[Any], top: int, ctx: Context) -> Scored:
+    """Exact ``aggregate="max"`` cosine of a store on disk, one block of its shards at a time (the same scores and
+    arg-max targets as the in-memory pass)."""
+    cfg = pool.config
+    T, _ = pool.targets(group)
+    tids = target_ids(group)
+    space = code_space(pool, weighted=True)
+    scores = np.empty(space.n, np.float64)
+    arg = np.empty(space.n, np.int64)
+    for a, block in space.vectors.blocks():
+        scores[a : a + block.shape[0]], arg[a : a + block.shape[0]] = max_similarity_to_rows(block, T, "cosine")
+
+    def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
+        Xr = space.vectors.rows(rows)
+        feats = [_row_contrib(Xr, i, target_row(T, int(arg[r])), cfg.similarity, top) for i, r in enumerate(rows)]
+        return feats, [tids[int(arg[r])] for r in rows]
+
+    info = {"path": "exact", "kind": "sparse products", "over": "targets", "targets": T.shape[0], "streamed": True}
+    ctx.cache["index"] = info
+    return Scored(scores, explain_max, {"index": info})
 
 
 def _score_max_indexed(pool: PoolMatrices, group: list[Any], top: int, path: str, ctx: Context) -> Scored:
