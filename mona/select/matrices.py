@@ -121,8 +121,16 @@ class PoolMatrices:
         """(F,) the pool's mean direction: mean of the unit-normalised rows of :meth:`weighted_codes` (what
         ``contrast`` subtracts from the target's own mean direction)."""
         if self._code_mean is None:
-            unit = normalize_rows(self.weighted_codes())
-            self._code_mean = np.asarray(unit.mean(axis=0), dtype=np.float32).ravel()
+            cfg, w = self.config, self.feature_weights()
+            stream = self._codes is None and hasattr(self.store, "iter_codes")
+            total, n = np.zeros(self.width(), np.float64), 0
+            for _, X in self.store.iter_codes() if stream else [(0, self.weighted_codes())]:
+                if stream:  # a store's shards one at a time, transformed as weighted_codes() transforms them
+                    X = binarize_codes(X, cfg.active_threshold) if cfg.binarize else X
+                    X = reweight(X, w) if w is not None else X
+                total += np.asarray(normalize_rows(X).sum(axis=0), np.float64).ravel()
+                n += X.shape[0]
+            self._code_mean = (total / max(n, 1)).astype(np.float32)
         return self._code_mean
 
     def targets(self, group: list[Any]) -> tuple[sp.csr_matrix | np.ndarray, np.ndarray]:

@@ -154,6 +154,8 @@ def max_similarity_to_rows(X: Any, T: Any, similarity: str) -> tuple[np.ndarray,
 
 def _max_cosine(X: Any, T: Any, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
     Xn, Tn = normalize_rows(X), normalize_rows(T)
+    if sp.issparse(Xn) and not sp.issparse(Tn) and np.count_nonzero(Tn) < 0.1 * Tn.size:
+        Tn = sp.csr_matrix(Tn)  # sparse x sparse beats scipy's single-threaded sparse x dense on sparse codes
     Tt = Tn.T.tocsr() if sp.issparse(Tn) else np.ascontiguousarray(Tn.T)
     n = X.shape[0]
     best = np.empty(n, np.float64)
