@@ -63,12 +63,15 @@ def test_store_rows_and_streamed_prototype_equal_in_memory(tmp_path, codes):
     rows = np.array([2999, 0, 701, 700, 5, 1400])
     assert np.allclose(store.rows(rows).toarray(), codes[rows].toarray())
     target = pool_of(planted(40, seed=5))
-    for sim in ("jaccard", "cosine"):
-        on_disk = select(store, target=target, method="mona", n=100, similarity=sim, feature_weights="idf")
-        in_mem = select(pool_of(codes), target=target, method="mona", n=100, similarity=sim, feature_weights="idf")
+    for sim, contrast in (("jaccard", False), ("cosine", False), ("cosine", True)):
+        kw = dict(method="mona", n=100, similarity=sim, feature_weights="idf", contrast=contrast)
+        on_disk = select(store, target=target, **kw)
+        in_mem = select(pool_of(codes), target=target, **kw)
+        assert on_disk.info["method_info"]["target_0"]["streamed"]  # never a copy of the codes in memory, contrast included
         assert np.array_equal(on_disk.rows, in_mem.rows)
-        np.testing.assert_allclose(on_disk.scores, in_mem.scores, rtol=1e-6)
-        assert on_disk.features == in_mem.features
+        np.testing.assert_allclose(on_disk.scores, in_mem.scores, rtol=1e-5, atol=1e-7)
+        for a, b in zip(on_disk.features, in_mem.features, strict=True):
+            assert [f["feature"] for f in a] == [f["feature"] for f in b]
 
 
 def test_max_over_a_store_streams_exactly(tmp_path, codes):

@@ -138,7 +138,7 @@ def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: 
             return _score_max_indexed(pool, group, top, path, ctx)
         if _streams(pool):
             return _score_max_streamed(pool, group, top, ctx)
-    if cfg.aggregate == "prototype" and cfg.similarity != "decoder" and not cfg.contrast and _streams(pool):
+    if cfg.aggregate == "prototype" and cfg.similarity != "decoder" and _streams(pool):
         return _score_streamed(pool, group, top)
     X = pool.weighted_codes()
     T, t = pool.targets(group)
