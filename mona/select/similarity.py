@@ -200,3 +200,26 @@ def activation_shares(indices: np.ndarray, values: np.ndarray, k: int) -> list[d
         return []
     order = np.lexsort((indices, -values))[:k]
     return [{"feature": int(indices[i]), "share": float(abs(values[i]) / total)} for i in order if values[i] != 0]
+
+
+def max_cosine_offsets(X: Any, U: sp.csr_matrix, shift: np.ndarray, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`max_similarity_to_rows` (cosine) against the dense rows ``U_j - shift`` without forming them: ``U``
+    stays sparse, so each block is one sparse x sparse product plus one mat-vec with ``shift``."""
+    Un = normalize_rows(U)
+    shift = np.asarray(shift, np.float32).ravel()
+    Ut = Un.T.tocsr()
+    norms = np.sqrt(np.maximum(np.asarray(Un.multiply(Un).sum(axis=1), np.float64).ravel()
+                               - 2.0 * np.asarray(Un @ shift, np.float64).ravel() + float(shift @ shift), 0.0))
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    n = X.shape[0]
+    best = np.empty(n, np.float64)
+    arg = np.empty(n, np.int64)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        Xn = normalize_rows(X[a:b])
+        S = (Xn @ Ut).toarray().astype(np.float64)
+        S -= np.asarray(Xn @ shift, np.float64).reshape(-1, 1)
+        S *= inv
+        arg[a:b] = S.argmax(axis=1)
+        best[a:b] = S[np.arange(b - a), arg[a:b]]
+    return best, arg

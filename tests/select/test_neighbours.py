@@ -74,10 +74,11 @@ def test_store_rows_and_streamed_prototype_equal_in_memory(tmp_path, codes):
             assert [f["feature"] for f in a] == [f["feature"] for f in b]
 
 
-def test_max_over_a_store_streams_exactly(tmp_path, codes):
+@pytest.mark.parametrize("contrast", [False, True])
+def test_max_over_a_store_streams_exactly(tmp_path, codes, contrast):
     store = write_store(tmp_path / "pool", codes)
     target = pool_of(planted(40, seed=5))
-    kw = dict(method="mona", n=100, similarity="cosine", aggregate="max", feature_weights="idf")
+    kw = dict(method="mona", n=100, similarity="cosine", aggregate="max", feature_weights="idf", contrast=contrast)
     on_disk = select(store, target=target, **kw)  # auto: 3,000 x 40 pairs, one exact pass over the shards
     in_mem = select(pool_of(codes), target=target, index="none", **kw)
     assert on_disk.info["index"]["path"] == "exact" and on_disk.info["index"]["streamed"]

@@ -32,7 +32,12 @@ from mona.select.methods.base import (
     target_ids,
 )
 from mona.select.neighbours import best_targets, code_space, dense_space, pool_rows, resolve
-from mona.select.similarity import contributions, max_similarity_to_rows, similarity_to_vector
+from mona.select.similarity import (
+    contributions,
+    max_cosine_offsets,
+    max_similarity_to_rows,
+    similarity_to_vector,
+)
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +199,13 @@ def _score_max_streamed(pool: PoolMatrices, group: list[Any], top: int, ctx: Con
     space = code_space(pool, weighted=True)
     scores = np.empty(space.n, np.float64)
     arg = np.empty(space.n, np.int64)
+    if cfg.contrast:  # the targets' sparse codes and the pool's mean direction, not their dense differences
+        w = pool.feature_weights()
+        U = stack_codes(group, cfg.binarize, cfg.active_threshold)
+        U, shift = (reweight(U, w) if w is not None else U), pool.code_mean()
     for a, block in space.vectors.blocks():
-        scores[a : a + block.shape[0]], arg[a : a + block.shape[0]] = max_similarity_to_rows(block, T, "cosine")
+        part = max_cosine_offsets(block, U, shift) if cfg.contrast else max_similarity_to_rows(block, T, "cosine")
+        scores[a : a + block.shape[0]], arg[a : a + block.shape[0]] = part
 
     def explain_max(rows: np.ndarray) -> tuple[list[list[dict]], list[str | None]]:
         Xr = space.vectors.rows(rows)
