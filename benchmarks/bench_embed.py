@@ -31,8 +31,8 @@ GPU's bfloat16 peak (``--peak-tflops``, H200 dense: 989) the matmuls reach.
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import platform
 import shutil
 import subprocess

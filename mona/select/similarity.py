@@ -202,7 +202,8 @@ def activation_shares(indices: np.ndarray, values: np.ndarray, k: int) -> list[d
     return [{"feature": int(indices[i]), "share": float(abs(values[i]) / total)} for i in order if values[i] != 0]
 
 
-def max_cosine_offsets(X: Any, U: sp.csr_matrix, shift: np.ndarray, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+def max_cosine_offsets(X: Any, U: sp.csr_matrix, shift: np.ndarray,
+                       block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
     """:func:`max_similarity_to_rows` (cosine) against the dense rows ``U_j - shift`` without forming them: ``U``
     stays sparse, so each block is one sparse x sparse product plus one mat-vec with ``shift``."""
     Un = normalize_rows(U)

@@ -67,7 +67,7 @@ def test_store_rows_and_streamed_prototype_equal_in_memory(tmp_path, codes):
         kw = dict(method="mona", n=100, similarity=sim, feature_weights="idf", contrast=contrast)
         on_disk = select(store, target=target, **kw)
         in_mem = select(pool_of(codes), target=target, **kw)
-        assert on_disk.info["method_info"]["target_0"]["streamed"]  # never a copy of the codes in memory, contrast included
+        assert on_disk.info["method_info"]["target_0"]["streamed"]  # no copy of the codes in memory, contrast too
         assert np.array_equal(on_disk.rows, in_mem.rows)
         np.testing.assert_allclose(on_disk.scores, in_mem.scores, rtol=1e-5, atol=1e-7)
         for a, b in zip(on_disk.features, in_mem.features, strict=True):
