@@ -175,7 +175,8 @@ class Index:
             held = normalize_rows(self.vectors.all())  # candidates are scattered: gather them from memory
             exact = held.__getitem__
         if self.kind == "ivf":
-            self._ivf().nprobe = min(nprobe, self._ivf().nlist)
+            nprobe = self._calibrate_pairs(threshold, radius, rows, nprobe, exact)
+            self._ivf().nprobe = nprobe
         out_i, out_j, out_s = [], [], []
         bar = tqdm(total=len(rows), desc="neighbours", unit="row", disable=not progress or len(rows) < 20_000)
         step = 1024
@@ -199,6 +200,38 @@ class Index:
         if not out_i:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         return np.concatenate(out_i), np.concatenate(out_j).astype(np.int64), np.concatenate(out_s)
+
+    def _calibrate_pairs(self, threshold: float, radius: float, rows: np.ndarray, nprobe: int,
+                         exact: Any, target: float = 0.95) -> int:
+        """The ``nprobe`` at which the range search finds at least ``target`` of the exact pairs of sampled query
+        rows (doubling from ``nprobe``; all lists at most); the recall reached is kept in ``info``."""
+        ivf = self._ivf()
+        count = min(len(rows), 16 * self.config.recall_queries)
+        if not count:
+            return min(nprobe, ivf.nlist)
+        pick = rows[np.unique(np.linspace(0, len(rows) - 1, count).astype(np.int64))]
+        Q = exact(pick)
+        Qt = Q.T.tocsr() if sp.issparse(Q) else np.ascontiguousarray(Q.T)
+        truth: set[tuple[int, int]] = set()
+        for a, block in self.vectors.blocks():
+            S = normalize_rows(block) @ Qt
+            S = S.toarray() if sp.issparse(S) else np.asarray(S)
+            r, q = np.nonzero(S >= threshold)
+            truth |= {(int(pick[qq]), a + int(rr)) for rr, qq in zip(r, q, strict=True) if a + rr != pick[qq]}
+        nprobe = min(nprobe, ivf.nlist)
+        while True:
+            ivf.nprobe = nprobe
+            lims, _, cand = self.faiss_index.range_search(self.prepare(Q), float(radius) - 1e-6)
+            found = {(int(pick[qq]), int(c)) for qq in range(len(pick)) for c in cand[lims[qq] : lims[qq + 1]]}
+            recall = len(truth & found) / len(truth) if truth else 1.0
+            if recall >= target or nprobe >= ivf.nlist:
+                break
+            nprobe = min(2 * nprobe, ivf.nlist)
+        self.info.update(pairs_nprobe=nprobe, pairs_recall=round(recall, 4), pairs_sampled=len(pick))
+        if recall < target:
+            log.warning("range search recall %.2f < %.2f on %d sampled rows even with every list probed",
+                        recall, target, len(pick))
+        return nprobe
 
     def lists(self) -> np.ndarray:
         """``ivf``: (n,) the inverted list of every row."""

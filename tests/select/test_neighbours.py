@@ -214,3 +214,27 @@ def test_index_for_another_space_and_bad_k(tmp_path, codes):
         index.search(codes[:2], codes.shape[0] + 1)
     with pytest.raises(MonaError, match="larger than the pool"):
         select(pool_of(codes), target=pool_of(codes[:5]), method="mona", n=codes.shape[0] + 1, aggregate="max")
+
+
+def test_range_search_probes_more_lists_until_it_recalls_the_exact_pairs():
+    from mona.index import IndexConfig, build_index
+    from mona.vectors import normalize_rows
+
+    rng = np.random.default_rng(7)  # Zipf-distributed features: no clusters, neighbours spread over many lists
+    n, width = 3000, F
+    p = 1.0 / np.arange(1, width + 1)
+    idx = rng.choice(width, size=(n, 24), p=p / p.sum())
+    codes = sp.csr_matrix((rng.lognormal(-2, 1, idx.size).astype(np.float32), (np.repeat(np.arange(n), 24),
+                           idx.ravel())), shape=(n, width))
+    X = normalize_rows(codes)
+    S = (X @ X.T).toarray()
+    np.fill_diagonal(S, 0)
+    threshold = float(np.quantile(S, 0.999))
+    index = build_index(codes, IndexConfig(kind="ivf", nlist=64), save=False, progress=False)
+    i, j, _ = index.pairs(threshold, nprobe=1, progress=False)
+    exact = set(zip(*np.nonzero(S >= threshold), strict=True))
+    found = set(zip(i.tolist(), j.tolist(), strict=True))
+    assert found <= exact, index.info
+    undirected = {tuple(sorted(p)) for p in exact}
+    assert index.info["pairs_recall"] >= 0.95 and index.info["pairs_nprobe"] > 1, index.info
+    assert len({tuple(sorted(p)) for p in found} & undirected) >= 0.9 * len(undirected), index.info
