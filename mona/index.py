@@ -170,12 +170,12 @@ class Index:
             raise MonaError("this index has no vectors attached for range searches")
         rows = np.arange(self.n) if rows is None else np.asarray(rows, np.int64)
         radius = threshold if self.kind == "flat" else threshold - self.config.margin
-        exact = self._exact
+        exact, held = self._exact, None
         if isinstance(self.vectors.source, Store) and self.vectors.nbytes() <= HOLD_MAX_BYTES:
             held = normalize_rows(self.vectors.all())  # candidates are scattered: gather them from memory
             exact = held.__getitem__
         if self.kind == "ivf":
-            nprobe = self._calibrate_pairs(threshold, radius, rows, nprobe, exact)
+            nprobe = self._calibrate_pairs(threshold, radius, rows, nprobe, exact, held)
             self._ivf().nprobe = nprobe
         out_i, out_j, out_s = [], [], []
         bar = tqdm(total=len(rows), desc="neighbours", unit="row", disable=not progress or len(rows) < 20_000)
@@ -202,7 +202,7 @@ class Index:
         return np.concatenate(out_i), np.concatenate(out_j).astype(np.int64), np.concatenate(out_s)
 
     def _calibrate_pairs(self, threshold: float, radius: float, rows: np.ndarray, nprobe: int,
-                         exact: Any, target: float = 0.95) -> int:
+                         exact: Any, held: Any = None, target: float = 0.95) -> int:
         """The ``nprobe`` at which the range search finds at least ``target`` of the exact pairs of sampled query
         rows (doubling from ``nprobe``; all lists at most); the recall reached is kept in ``info``."""
         ivf = self._ivf()
@@ -213,7 +213,10 @@ class Index:
         Q = exact(pick)
         Qt = Q.T.tocsr() if sp.issparse(Q) else np.ascontiguousarray(Q.T)
         truth: set[tuple[int, int]] = set()
-        for a, block in self.vectors.blocks():
+        step = self.vectors.block
+        blocks = (((a, held[a : a + step]) for a in range(0, held.shape[0], step)) if held is not None
+                  else self.vectors.blocks())  # the vectors already in memory are not read again
+        for a, block in blocks:
             S = normalize_rows(block) @ Qt
             S = S.toarray() if sp.issparse(S) else np.asarray(S)
             r, q = np.nonzero(S >= threshold)

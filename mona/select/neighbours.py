@@ -292,11 +292,12 @@ def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None 
     order = np.argsort(owner, kind="stable")  # position p holds row order[p]; list l is positions bounds[l]..
     bounds = np.searchsorted(owner[order], np.arange(n_lists + 1))
     nprobe = min(nprobe, n_lists)
-    probes = np.concatenate([index.probe(block, nprobe) for _, block in space.vectors.blocks()])
-    X = normalize_rows(space.vectors.all())[order]
+    X = normalize_rows(space.vectors.all())  # read once: the probes and the distances come from this copy
+    probes = np.concatenate([index.probe(X[a : a + 65_536], nprobe) for a in range(0, space.n, 65_536)])
+    X = X[order]
     parts = [X[bounds[lst] : bounds[lst + 1]] for lst in range(n_lists)]  # sliced once, not per pick
     first_row = int(np.random.default_rng(seed).integers(space.n))
-    first = pos_of(order, first_row)
+    first = int(np.flatnonzero(order == first_row)[0])
     mind = 1.0 - np.asarray(X @ _dense_row(X, first), np.float64).ravel()
     del X
     mind[first] = -np.inf
@@ -318,11 +319,6 @@ def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None 
                 np.minimum(seg, 1.0 - np.asarray(parts[lst] @ v, np.float64).ravel(), out=seg)
                 list_max[lst] = seg.max()
     return np.asarray(rows, np.int64), np.asarray(scores), index_info(index, "ivf", nprobe=nprobe)
-
-
-def pos_of(order: np.ndarray, row: int) -> int:
-    """Position of ``row`` in the permutation ``order``."""
-    return int(np.flatnonzero(order == row)[0])
 
 
 def _dense_row(X: Any, p: int) -> np.ndarray:

@@ -238,3 +238,16 @@ def test_range_search_probes_more_lists_until_it_recalls_the_exact_pairs():
     undirected = {tuple(sorted(p)) for p in exact}
     assert index.info["pairs_recall"] >= 0.95 and index.info["pairs_nprobe"] > 1, index.info
     assert len({tuple(sorted(p)) for p in found} & undirected) >= 0.9 * len(undirected), index.info
+
+
+def test_dedup_over_a_store_on_disk_equals_in_memory(tmp_path):
+    rng = np.random.default_rng(4)
+    base = sp.random(1500, F, density=0.08, random_state=4, format="csr", dtype=np.float32)
+    dups = base[rng.choice(1500, 100, replace=False)].copy()
+    dups.data *= rng.uniform(0.97, 1.03, dups.nnz).astype(np.float32)
+    X = sp.vstack([base, dups], format="csr")
+    on_disk = select(write_store(tmp_path / "pool", X), method="random", n=50, dedup=0.95, index="ivf")
+    in_mem = select(pool_of(X), method="random", n=50, dedup=0.95, index="ivf")
+    d = on_disk.info["dedup"]
+    assert d["dropped"] == in_mem.info["dedup"]["dropped"] == 100
+    assert d["index"]["pairs_recall"] >= 0.95
