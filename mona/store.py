@@ -221,8 +221,8 @@ class Store:
     @property
     def ids(self) -> list[str]:
         if not hasattr(self, "_ids"):
-            with open(self.path / IDS, encoding="utf-8") as handle:
-                self._ids = [json.loads(line) for line in handle]
+            lines = (self.path / IDS).read_text(encoding="utf-8").splitlines()
+            self._ids = json.loads("[" + ",".join(lines) + "]")  # one parse, not one per line
         return self._ids
 
     def _require_complete(self) -> None:

@@ -19,9 +19,11 @@ def normalize_rows(x: sp.csr_matrix | np.ndarray) -> sp.csr_matrix | np.ndarray:
     """L2-normalise rows (zero rows stay zero), float32."""
     if sp.issparse(x):
         x = sp.csr_matrix(x, dtype=np.float32)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1), dtype=np.float64).ravel())
+        counts = np.diff(x.indptr)
+        rows = np.repeat(np.arange(x.shape[0]), counts)
+        norms = np.sqrt(np.bincount(rows, weights=np.square(x.data, dtype=np.float64), minlength=x.shape[0]))
         scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
-        return sp.csr_matrix(sp.diags(scale) @ x)
+        return sp.csr_matrix((x.data * np.repeat(scale, counts), x.indices.copy(), x.indptr.copy()), shape=x.shape)
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)

@@ -16,7 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from mona.errors import ArtifactMismatch, MonaError
-from mona.select.inputs import binarize_codes, stack_codes
+from mona.select import stream
+from mona.select.inputs import stack_codes
 from mona.select.similarity import row_norms
 from mona.vectors import normalize_rows
 
@@ -100,13 +101,17 @@ class PoolMatrices:
         """(F,) in how many pool samples each feature is active, and the pool size; a store's shards are streamed
         when its codes are not loaded."""
         cfg = self.config
-        stream = self._codes is None and hasattr(self.store, "iter_codes")
-        df, n = np.zeros(self.width(), np.float64), 0
-        for _, X in self.store.iter_codes() if stream else [(0, self.codes())]:
-            X = binarize_codes(X, cfg.active_threshold) if stream and cfg.binarize else X
-            df += np.bincount(X.indices[X.data > cfg.active_threshold], minlength=len(df))
-            n += X.shape[0]
-        return df, n
+        if self.streams():
+            return stream.feature_counts(self.store, cfg.active_threshold, cfg.binarize), int(self.store.n)
+        X = self.codes()
+        return np.bincount(X.indices[X.data > cfg.active_threshold], minlength=X.shape[1]).astype(np.float64), \
+            X.shape[0]
+
+    def streams(self) -> bool:
+        """Whether the pool is a store on disk whose codes are not loaded (its passes then run on the shards)."""
+        from mona.store import Store
+
+        return self._codes is None and isinstance(self.store, Store) and self.store.mode == "sae"
 
     def weighted_codes(self) -> sp.csr_matrix:
         """(n, F) pool codes times :meth:`feature_weights` (zeroed features removed), for target scoring."""
@@ -121,16 +126,13 @@ class PoolMatrices:
         """(F,) the pool's mean direction: mean of the unit-normalised rows of :meth:`weighted_codes` (what
         ``contrast`` subtracts from the target's own mean direction)."""
         if self._code_mean is None:
-            cfg, w = self.config, self.feature_weights()
-            stream = self._codes is None and hasattr(self.store, "iter_codes")
-            total, n = np.zeros(self.width(), np.float64), 0
-            for _, X in self.store.iter_codes() if stream else [(0, self.weighted_codes())]:
-                if stream:  # a store's shards one at a time, transformed as weighted_codes() transforms them
-                    X = binarize_codes(X, cfg.active_threshold) if cfg.binarize else X
-                    X = reweight(X, w) if w is not None else X
-                total += np.asarray(normalize_rows(X).sum(axis=0), np.float64).ravel()
-                n += X.shape[0]
-            self._code_mean = (total / max(n, 1)).astype(np.float32)
+            cfg = self.config
+            if self.streams():  # a store's shards, transformed as weighted_codes() transforms them
+                mean = stream.mean_direction(self.store, self.feature_weights(), cfg.binarize, cfg.active_threshold)
+            else:
+                X = self.weighted_codes()
+                mean = np.asarray(normalize_rows(X).sum(axis=0), np.float64).ravel() / max(X.shape[0], 1)
+            self._code_mean = mean.astype(np.float32)
         return self._code_mean
 
     def targets(self, group: list[Any]) -> tuple[sp.csr_matrix | np.ndarray, np.ndarray]:
@@ -275,6 +277,10 @@ def target_row(T: sp.csr_matrix | np.ndarray, j: int) -> np.ndarray:
 
 def reweight(X: sp.csr_matrix, w: np.ndarray) -> sp.csr_matrix:
     """(n, F) codes with column j multiplied by ``w[j]``; entries whose weight is 0 are dropped."""
-    X = sp.csr_matrix(X @ sp.diags(w.astype(np.float32)), dtype=np.float32)
-    X.eliminate_zeros()
-    return X
+    X = sp.csr_matrix(X, copy=False)
+    w = np.asarray(w, np.float32)
+    out = sp.csr_matrix((X.data.astype(np.float32) * w[X.indices], X.indices.copy(), X.indptr.copy()),
+                        shape=X.shape)
+    if not np.all(w != 0):
+        out.eliminate_zeros()
+    return out

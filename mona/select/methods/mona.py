@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mona.errors import MonaError
+from mona.select import stream
 from mona.select.inputs import stack_codes
 from mona.select.matrices import PoolMatrices, reweight, target_row
 from mona.select.methods.base import (
@@ -167,9 +168,7 @@ def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: 
 
 
 def _streams(pool: PoolMatrices) -> bool:
-    from mona.store import Store
-
-    return pool._codes is None and isinstance(pool.store, Store)
+    return pool.streams()
 
 
 def _score_streamed(pool: PoolMatrices, group: list[Any], top: int) -> Scored:
@@ -178,10 +177,8 @@ def _score_streamed(pool: PoolMatrices, group: list[Any], top: int) -> Scored:
     cfg = pool.config
     _, t = pool.targets(group)
     space = code_space(pool, weighted=True)
-    space.vectors.block = 262_144
-    scores = np.empty(space.n, np.float64)
-    for a, block in space.vectors.blocks():
-        scores[a : a + block.shape[0]] = similarity_to_vector(block, t, cfg.similarity)
+    scores = stream.prototype_scores(pool.store, t, cfg.similarity, pool.feature_weights(), cfg.binarize,
+                                     cfg.active_threshold)
 
     def explain(rows: np.ndarray) -> tuple[list[list[dict]], None]:
         Xr = space.vectors.rows(rows)
