@@ -116,7 +116,7 @@ def bench_target_scoring(args: argparse.Namespace, report) -> object:
 # Scale: a store on disk, each task in its own process (seconds and peak RSS per task)
 # --------------------------------------------------------------------------------------------------------
 
-SCALE_TASKS = ("index", "prototype", "max", "max-exact", "dedup", "kcenter", "simscale")
+SCALE_TASKS = ("index", "prototype", "max", "max-exact", "dedup", "kcenter", "simscale", "mmr")
 
 
 def write_store(path: Path, n: int, seed: int = 0, shard: int = 100_000) -> Path:
@@ -169,6 +169,7 @@ def run_task(task: str, store: str, target: str, ratio: float) -> dict:
             "dedup": dict(method="random", n=1, dedup=0.9),
             "kcenter": dict(method="kcenter", ratio=ratio),
             "simscale": dict(method="simscale", ratio=ratio),
+            "mmr": dict(method="mmr", ratio=ratio, target=tgt),
         }[task]
         sel = select(pool, **kw)
         info = {k: sel.info.get(k) for k in ("index", "dedup", "counts", "timing") if sel.info.get(k) is not None}

@@ -129,8 +129,10 @@ class Index:
         ivf.nprobe = min(self.config.nprobe, ivf.nlist)
         return ivf
 
-    def search(self, queries: Any, k: int) -> tuple[Float[np.ndarray, "q k"], np.ndarray]:
-        """Top-``k`` rows by cosine for each query (CSR, dense array or Store): (scores, rows), row -1 = none."""
+    def search(self, queries: Any, k: int, among: np.ndarray | None = None,
+               progress: bool = False) -> tuple[Float[np.ndarray, "q k"], np.ndarray]:
+        """Top-``k`` rows by cosine for each query (CSR, dense array or Store): (scores, rows), row -1 = none.
+        ``among``: only these rows are returned (a FAISS ID selector restricts the search to them)."""
         if isinstance(queries, Store):
             queries = queries.codes()
         if queries.shape[1] != self.width:
@@ -139,15 +141,17 @@ class Index:
             raise MonaError(f"k={k} is larger than the indexed vectors ({self.n})")
         k = int(k)
         q = normalize_rows(queries if sp.issparse(queries) else np.asarray(queries, dtype=np.float32))
+        params = self._restrict(among)
         if self.kind == "flat":
-            return self.faiss_index.search(dense(q), k)
-        self._ivf()
+            return self.faiss_index.search(dense(q), k, params=params)
         want = min(self.n, k * self.config.rerank)
         scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
         rows = np.full((q.shape[0], k), -1, dtype=np.int64)
+        bar = tqdm(total=q.shape[0], desc="search", unit="query", disable=not progress or q.shape[0] < 20_000)
         for start in range(0, q.shape[0], 256):
             block = q[start : start + 256]
-            _, cand = self.faiss_index.search(self.prepare(block), want)
+            bar.update(block.shape[0])
+            _, cand = self.faiss_index.search(self.prepare(block), want, params=params)
             union = np.unique(cand[cand >= 0])
             X = self._exact(union)
             for j in range(cand.shape[0]):
@@ -159,7 +163,22 @@ class Index:
                 top = np.lexsort((c, -exact))[:k]
                 scores[start + j, : len(top)] = exact[top]
                 rows[start + j, : len(top)] = c[top]
+        bar.close()
         return scores, rows
+
+    def _restrict(self, among: np.ndarray | None) -> Any:
+        """FAISS search parameters limiting results to the rows ``among`` (and, for ``ivf``, the configured
+        ``nprobe``); None when unrestricted and flat."""
+        import faiss
+
+        sel = None if among is None else faiss.IDSelectorBatch(np.ascontiguousarray(among, np.int64))
+        if self.kind == "flat":
+            return None if sel is None else faiss.SearchParameters(sel=sel)
+        params = faiss.SearchParametersIVF(nprobe=int(self._ivf().nprobe))
+        if sel is not None:
+            params.sel = sel
+        params._keep = sel  # the selector must outlive the parameters that point at it
+        return params
 
     def pairs(self, threshold: float, rows: np.ndarray | None = None, progress: bool = True,
               nprobe: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
