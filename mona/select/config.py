@@ -58,9 +58,9 @@ class SelectConfig:
     """A feature counts as active for ``exclude_features``/``require_features`` when its pooled code is above
     this."""
     index: Literal["auto", "exact", "ivf", "none"] = "auto"
-    """How neighbour queries run (``aggregate="max"``, kcenter, simscale, ``dedup``): ``exact`` (a flat FAISS index,
-    or sparse products for wide codes), ``ivf`` (the store's compressed index, exact re-ranking), ``none`` (brute
-    force); ``auto``: exact up to 20,000 rows or while the vectors fit a flat index, else ivf."""
+    """How neighbour queries run (``aggregate="max"``, kcenter, simscale, mmr, ``dedup``): ``exact`` (a flat FAISS
+    index, or sparse products for wide codes), ``ivf`` (the store's compressed index, exact re-ranking), ``none``
+    (brute force); ``auto``: exact up to 20,000 rows or while the vectors fit a flat index, else ivf."""
     dedup: float | None = None
     """Before selecting, drop every sample whose cosine similarity to an earlier (lower-row) kept sample is at
     least this (near-duplicate removal; the first of each group stays). ``None`` keeps all."""
