@@ -20,10 +20,15 @@ def normalize_rows(x: sp.csr_matrix | np.ndarray) -> sp.csr_matrix | np.ndarray:
     if sp.issparse(x):
         x = sp.csr_matrix(x, dtype=np.float32)
         counts = np.diff(x.indptr)
-        rows = np.repeat(np.arange(x.shape[0]), counts)
-        norms = np.sqrt(np.bincount(rows, weights=np.square(x.data, dtype=np.float64), minlength=x.shape[0]))
+        squares = np.zeros(x.shape[0])
+        filled = counts > 0  # reduceat over the non-empty rows' starts (an empty segment would read its neighbour)
+        if filled.any():
+            squares[filled] = np.add.reduceat(np.square(x.data, dtype=np.float64), x.indptr[:-1][filled])
+        norms = np.sqrt(squares)
         scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
-        return sp.csr_matrix((x.data * np.repeat(scale, counts), x.indices.copy(), x.indptr.copy()), shape=x.shape)
+        data = np.repeat(scale, counts)
+        data *= x.data
+        return sp.csr_matrix((data, x.indices.copy(), x.indptr.copy()), shape=x.shape)
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)

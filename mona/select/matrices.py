@@ -279,8 +279,9 @@ def reweight(X: sp.csr_matrix, w: np.ndarray) -> sp.csr_matrix:
     """(n, F) codes with column j multiplied by ``w[j]``; entries whose weight is 0 are dropped."""
     X = sp.csr_matrix(X, copy=False)
     w = np.asarray(w, np.float32)
-    out = sp.csr_matrix((X.data.astype(np.float32) * w[X.indices], X.indices.copy(), X.indptr.copy()),
-                        shape=X.shape)
+    data = w[X.indices]  # one temporary: the gathered weights, multiplied in place
+    data *= X.data
+    out = sp.csr_matrix((data, X.indices.copy(), X.indptr.copy()), shape=X.shape)
     if not np.all(w != 0):
         out.eliminate_zeros()
     return out
