@@ -39,10 +39,11 @@ log = logging.getLogger(__name__)
 IndexMode = Literal["auto", "exact", "ivf", "none"]
 EXACT_MAX_ROWS = 20_000
 """``index="auto"`` stays exact up to this many pool rows whatever their width."""
-EXACT_MAX_PAIRS = 4_000_000_000
-"""``index="auto"`` answers a fixed set of queries exactly up to this many (pool row, query) pairs: 1M rows x 1,000
-targets of sparse codes is one blocked sparse product pass (tens of seconds on 2 cores), faster than building an
-IVF index over the pool (about 90 s at 1M rows) and exact."""
+EXACT_MAX_PAIRS = 20_000_000_000
+"""``index="auto"`` answers a fixed set of queries exactly up to this many (pool row, query) pairs: one blocked
+sparse product pass over the pool's shards is exact and, on 2 cores, took 43 s for 1M rows x 1,000 targets and
+488 s for 10M x 1,000, where building an index over the weighted 10M codes and searching it took 1,086 s at 28%
+recall (BENCHMARKS.md)."""
 
 
 @dataclass
@@ -200,6 +201,9 @@ def best_targets(space: Space, targets: Any, n_select: int, path: str, config: I
                       reached=int(np.isfinite(scores).sum()))
     if config.recall_queries and index.info.get("recall") is None:
         info["recall"] = measure_recall(index, space, T, int(min(k.max(), 100, space.n)), config.recall_queries)
+        if info["recall"] < 0.95:
+            log.warning("aggregate='max' over the ivf index: recall %.2f of the exact top-k (index='exact' streams "
+                        "an exact pass over the pool instead)", info["recall"])
     return scores, arg, info
 
 
