@@ -182,6 +182,7 @@ def best_targets(space: Space, targets: Any, n_select: int, path: str, config: I
         return scores, arg, {"path": "exact", "kind": "flat", "over": "targets", "targets": m}
     index = open_index(space, "ivf", config, progress)
     k = np.full(m, max(10, math.ceil(2 * n_select / m)), np.int64)
+    calibrated = calibrate_nprobe(index, space, T, int(min(k.max(), 100, space.n)), config.recall_queries)
     lists: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     todo = np.arange(m)
     rounds = 0
@@ -198,13 +199,49 @@ def best_targets(space: Space, targets: Any, n_select: int, path: str, config: I
                          and lists[q][0][-1] >= theta], np.int64)
         k[todo] = np.minimum(k[todo] * 2, space.n)
     info = index_info(index, "ivf", over="pool", targets=m, rounds=rounds, k_max=int(k.max()),
-                      reached=int(np.isfinite(scores).sum()))
-    if config.recall_queries and index.info.get("recall") is None:
-        info["recall"] = measure_recall(index, space, T, int(min(k.max(), 100, space.n)), config.recall_queries)
-        if info["recall"] < 0.95:
-            log.warning("aggregate='max' over the ivf index: recall %.2f of the exact top-k (index='exact' streams "
-                        "an exact pass over the pool instead)", info["recall"])
+                      reached=int(np.isfinite(scores).sum()), **calibrated)
     return scores, arg, info
+
+
+def calibrate_nprobe(index: Index, space: Space, queries: Any, k: int, count: int, target: float = 0.95) -> dict:
+    """Set the ivf index's ``nprobe`` (doubling from its configured value, all lists at most) to the first value at
+    which ``count`` sampled queries find at least ``target`` of their exact top-``k`` (one brute-force pass over
+    the pool); returns the recall reached and the ``nprobe`` used, for ``info``. ``count`` 0: no calibration."""
+    from dataclasses import replace
+
+    if not count:
+        return {}
+    pick = np.unique(np.linspace(0, queries.shape[0] - 1, min(count, queries.shape[0])).astype(np.int64))
+    truth = exact_top(space, queries[pick], k)
+    nlist = int(index._ivf().nlist)
+    nprobe = min(int(index.config.nprobe), nlist)
+    while True:
+        index.config = replace(index.config, nprobe=nprobe)
+        _, got = index.search(queries[pick], k)
+        hits = [len(set(g[g >= 0]) & set(w)) / max(1, len(w)) for g, w in zip(got, truth, strict=True)]
+        recall = float(np.mean(hits))
+        if recall >= target or nprobe >= nlist:
+            break
+        nprobe = min(2 * nprobe, nlist)
+    if recall < target:
+        log.warning("ivf search recall %.2f < %.2f of the exact top-%d even with every list probed (index='exact' "
+                    "streams an exact pass over the pool instead)", recall, target, k)
+    return {"recall": round(recall, 4), "nprobe": nprobe, "recall_queries": len(pick), "recall_k": k}
+
+
+def exact_top(space: Space, queries: Any, k: int) -> np.ndarray:
+    """(q, k) the rows of the exact top-``k`` cosine of each query (one pass over the space's blocks)."""
+    Q = normalize_rows(queries)
+    Qt = Q.T.toarray() if sp.issparse(Q) else np.ascontiguousarray(Q.T)
+    best_s = np.full((Q.shape[0], 0), -np.inf)
+    best_r = np.zeros((Q.shape[0], 0), np.int64)
+    for a, block in space.vectors.blocks():
+        S = np.asarray(normalize_rows(block) @ Qt, np.float64).T
+        rows = np.broadcast_to(np.arange(a, a + S.shape[1]), S.shape)
+        s, r = np.hstack([best_s, S]), np.hstack([best_r, rows])
+        top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        best_s, best_r = np.take_along_axis(s, top, 1), np.take_along_axis(r, top, 1)
+    return best_r
 
 
 def _merge(lists: dict[int, tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -217,25 +254,6 @@ def _merge(lists: dict[int, tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.
         better = s > scores[r]
         scores[r[better]], arg[r[better]] = s[better], q
     return scores, arg
-
-
-def measure_recall(index: Index, space: Space, queries: Any, k: int, count: int) -> float:
-    """Share of the exact top-``k`` (brute force over every block) that the index returns, over ``count``
-    queries spread over ``queries``."""
-    pick = np.unique(np.linspace(0, queries.shape[0] - 1, min(count, queries.shape[0])).astype(np.int64))
-    Q = normalize_rows(queries[pick])
-    Qt = Q.T.toarray() if sp.issparse(Q) else np.ascontiguousarray(Q.T)
-    best_s = np.full((len(pick), 0), -np.inf)
-    best_r = np.zeros((len(pick), 0), np.int64)
-    for a, block in space.vectors.blocks():
-        S = np.asarray(normalize_rows(block) @ Qt, np.float64).T
-        rows = np.broadcast_to(np.arange(a, a + S.shape[1]), S.shape)
-        s, r = np.hstack([best_s, S]), np.hstack([best_r, rows])
-        top = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        best_s, best_r = np.take_along_axis(s, top, 1), np.take_along_axis(r, top, 1)
-    _, got = index.search(queries[pick], k)
-    hits = [len(set(g[g >= 0]) & set(w)) / max(1, len(w)) for g, w in zip(got, best_r, strict=True)]
-    return round(float(np.mean(hits)), 4)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -251,3 +251,20 @@ def test_dedup_over_a_store_on_disk_equals_in_memory(tmp_path):
     d = on_disk.info["dedup"]
     assert d["dropped"] == in_mem.info["dedup"]["dropped"] == 100
     assert d["index"]["pairs_recall"] >= 0.95
+
+
+def test_max_ivf_raises_nprobe_until_recall_is_reached(monkeypatch):
+    from mona.index import IndexConfig
+    from mona.select import neighbours
+
+    codes = sp.random(3000, F, density=0.05, random_state=8, format="csr", dtype=np.float32)  # no clusters:
+    target = pool_of(codes[::97] + sp.random(31, F, density=0.01, random_state=3))  # neighbours span many lists
+    real = neighbours.IndexConfig
+    monkeypatch.setattr(neighbours, "IndexConfig", lambda **kw: real(**{"nprobe": 1, **kw}))
+    assert neighbours.IndexConfig().nprobe == 1 and IndexConfig().nprobe == 32
+    kw = dict(method="mona", n=150, similarity="cosine", aggregate="max")
+    ivf = select(pool_of(codes), target=target, index="ivf", **kw)
+    exact = select(pool_of(codes), target=target, index="none", **kw)
+    info = ivf.info["index"]
+    assert info["recall"] >= 0.95 and info["nprobe"] > 1  # one list per query was not enough; it doubled
+    assert len(set(ivf.rows) & set(exact.rows)) / len(exact.rows) >= 0.95
