@@ -109,6 +109,10 @@ class Index:
     applied before the index (:func:`sketch`)."""
     info: dict[str, Any] = field(default_factory=dict)
     """How it was obtained (built or loaded, seconds, recall), for ``selection.json``."""
+    held: Any = field(default=None, repr=False)
+    """Range searches over a store: its normalised vectors, read once and reused by every later call."""
+    pairs_nprobe: dict[float, int] = field(default_factory=dict, repr=False)
+    """Range searches: the calibrated ``nprobe`` per threshold, measured once per index object."""
 
     def prepare(self, x: Any) -> np.ndarray:
         """Normalised vectors as the FAISS index takes them (projected for ``ivf`` over wide sparse codes)."""
@@ -191,10 +195,15 @@ class Index:
         radius = threshold if self.kind == "flat" else threshold - self.config.margin
         exact, held = self._exact, None
         if isinstance(self.vectors.source, Store) and self.vectors.nbytes() <= HOLD_MAX_BYTES:
-            held = normalize_rows(self.vectors.all())  # candidates are scattered: gather them from memory
+            if self.held is None:  # candidates are scattered: gather them from memory (read once per index)
+                self.held = normalize_rows(self.vectors.all())
+            held = self.held
             exact = held.__getitem__
         if self.kind == "ivf":
-            nprobe = self._calibrate_pairs(threshold, radius, rows, nprobe, exact, held)
+            key = round(float(threshold), 6)
+            if key not in self.pairs_nprobe:  # calibrated on the first call's rows, reused by later calls
+                self.pairs_nprobe[key] = self._calibrate_pairs(threshold, radius, rows, nprobe, exact, held)
+            nprobe = self.pairs_nprobe[key]
             self._ivf().nprobe = nprobe
         out_i, out_j, out_s = [], [], []
         bar = tqdm(total=len(rows), desc="neighbours", unit="row", disable=not progress or len(rows) < 20_000)
