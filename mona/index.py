@@ -41,10 +41,13 @@ IndexKind = Literal["auto", "flat", "ivf"]
 Projection = Literal["random", "pca"]
 INDEX_DIR = "index"
 CODES_SPACE: dict[str, Any] = {"vectors": "codes"}
+"""The space ``mona embed --index`` indexes: the store's own vectors (SAE codes or dense vectors), unweighted."""
 HOLD_MAX_BYTES = 4 << 30
 """Range searches over a store hold its normalised vectors in memory up to this size (else rows are gathered
 from the shards' memory maps per block of queries)."""
-"""The space ``mona embed --index`` indexes: the store's own vectors (SAE codes or dense vectors), unweighted."""
+PAIRS_CHUNK = 131_072
+"""Range searches verify their candidate pairs this many at a time (two gathered rows each: ~400 MB for pooled
+codes with ~200 non-zeros), so memory does not grow with how many candidates a block of queries gets."""
 
 
 @dataclass
@@ -215,13 +218,13 @@ class Index:
             qi = np.repeat(np.arange(len(r)), np.diff(lims).astype(np.int64))
             keep = cand != r[qi]
             qi, cand = qi[keep], cand[keep]
-            if len(cand):
-                uniq, inverse = np.unique(cand, return_inverse=True)  # each candidate read once per block
-                C = exact(uniq)[inverse]
-                sims = _row_dots(Q[qi] if sp.issparse(Q) else Q[qi], C)
+            for c0 in range(0, len(cand), PAIRS_CHUNK):  # bounded memory however many candidates a block has
+                cq, cc = qi[c0 : c0 + PAIRS_CHUNK], cand[c0 : c0 + PAIRS_CHUNK]
+                uniq, inverse = np.unique(cc, return_inverse=True)  # each candidate read once per chunk
+                sims = _row_dots(Q[cq], exact(uniq)[inverse])
                 ok = sims >= threshold
-                out_i.append(r[qi[ok]])
-                out_j.append(cand[ok])
+                out_i.append(r[cq[ok]])
+                out_j.append(cc[ok])
                 out_s.append(sims[ok])
             bar.update(len(r))
         bar.close()
@@ -240,7 +243,7 @@ class Index:
         pick = rows[np.unique(np.linspace(0, len(rows) - 1, count).astype(np.int64))]
         Q = exact(pick)
         Qt = Q.T.tocsr() if sp.issparse(Q) else np.ascontiguousarray(Q.T)
-        truth: set[tuple[int, int]] = set()
+        truth: list[np.ndarray] = []  # pairs encoded as query row * n + pool row
         step = self.vectors.block
         blocks = (((a, held[a : a + step]) for a in range(0, held.shape[0], step)) if held is not None
                   else self.vectors.blocks())  # the vectors already in memory are not read again
@@ -248,13 +251,15 @@ class Index:
             S = normalize_rows(block) @ Qt
             S = S.toarray() if sp.issparse(S) else np.asarray(S)
             r, q = np.nonzero(S >= threshold)
-            truth |= {(int(pick[qq]), a + int(rr)) for rr, qq in zip(r, q, strict=True) if a + rr != pick[qq]}
+            keep = a + r != pick[q]
+            truth.append(pick[q[keep]] * self.n + a + r[keep])
+        true = np.unique(np.concatenate(truth)) if truth else np.zeros(0, np.int64)
         nprobe = min(nprobe, ivf.nlist)
         while True:
             ivf.nprobe = nprobe
             lims, _, cand = self.faiss_index.range_search(self.prepare(Q), float(radius) - 1e-6)
-            found = {(int(pick[qq]), int(c)) for qq in range(len(pick)) for c in cand[lims[qq] : lims[qq + 1]]}
-            recall = len(truth & found) / len(truth) if truth else 1.0
+            found = np.repeat(pick, np.diff(lims).astype(np.int64)) * self.n + cand
+            recall = float(np.isin(true, found).mean()) if len(true) else 1.0
             if recall >= target or nprobe >= ivf.nlist:
                 break
             nprobe = min(2 * nprobe, ivf.nlist)
