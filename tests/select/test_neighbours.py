@@ -238,6 +238,14 @@ def test_range_search_probes_more_lists_until_it_recalls_the_exact_pairs():
     undirected = {tuple(sorted(p)) for p in exact}
     assert index.info["pairs_recall"] >= 0.95 and index.info["pairs_nprobe"] > 1, index.info
     assert len({tuple(sorted(p)) for p in found} & undirected) >= 0.9 * len(undirected), index.info
+    import mona.index
+
+    mona.index.PAIRS_CHUNK, chunk = 7, mona.index.PAIRS_CHUNK  # verified 7 candidate pairs at a time: same pairs
+    try:
+        again = index.pairs(threshold, nprobe=1, progress=False)
+    finally:
+        mona.index.PAIRS_CHUNK = chunk
+    assert set(zip(again[0].tolist(), again[1].tolist(), strict=True)) == found
 
 
 def test_dedup_over_a_store_on_disk_equals_in_memory(tmp_path):
