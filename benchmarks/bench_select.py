@@ -116,7 +116,7 @@ def bench_target_scoring(args: argparse.Namespace, report) -> object:
 # Scale: a store on disk, each task in its own process (seconds and peak RSS per task)
 # --------------------------------------------------------------------------------------------------------
 
-SCALE_TASKS = ("index", "prototype", "max", "max-exact", "dedup", "kcenter", "simscale", "mmr")
+SCALE_TASKS = ("index", "prototype", "max", "max-exact", "max-ivf", "dedup", "kcenter", "simscale", "mmr")
 
 
 def write_store(path: Path, n: int, seed: int = 0, shard: int = 100_000) -> Path:
@@ -166,6 +166,8 @@ def run_task(task: str, store: str, target: str, ratio: float) -> dict:
             "max": dict(method="mona", ratio=ratio, similarity="cosine", aggregate="max", target=tgt),
             "max-exact": dict(method="mona", ratio=ratio, similarity="cosine", aggregate="max", target=tgt,
                               index="exact"),
+            "max-ivf": dict(method="mona", ratio=ratio, similarity="cosine", aggregate="max", target=tgt,
+                            index="ivf"),
             "dedup": dict(method="random", n=1, dedup=0.9),
             "kcenter": dict(method="kcenter", ratio=ratio),
             "simscale": dict(method="simscale", ratio=ratio),
