@@ -1,10 +1,11 @@
 """Passes over a store's SAE codes straight on its shards' arrays, two shards at a time.
 
 Selection's statistics over a pool on disk (how many samples each feature is active in, the mean direction) and
-prototype scores are each one pass over the shards' memory-mapped ``indptr`` / ``indices`` / ``values``: every
-per-row quantity is a segment sum over the row's non-zeros and every per-feature one a ``bincount``, so nothing
-is copied into a sparse-matrix object and each value is converted to float32 once per pass. Shards are processed
-by a small thread pool (the numpy kernels release the GIL); results come back in shard order.
+prototype scores are each one pass over the shards' memory-mapped ``indptr`` / ``indices`` / ``values``. Each
+shard becomes a CSR matrix over those arrays once per pass (values converted to float32 by table lookup); feature
+weights enter the products (``X @ (w ⊙ t)`` for dot products, ``X² @ w²`` for norms, ``(Xᵀ r) ⊙ w`` for column
+sums) rather than a reweighted copy of the codes. Shards are processed by a small thread pool (scipy's and
+numpy's kernels release the GIL); results come back in shard order.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mona.select.similarity import check_nonnegative, segment_sums
 
 R = TypeVar("R")
 WORKERS = 2
+"""Shards processed at once (each holds one shard's float32 values and products in memory)."""
 
 
 _F16 = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
