@@ -42,6 +42,9 @@ Projection = Literal["random", "pca"]
 INDEX_DIR = "index"
 CODES_SPACE: dict[str, Any] = {"vectors": "codes"}
 """The space ``mona embed --index`` indexes: the store's own vectors (SAE codes or dense vectors), unweighted."""
+SEARCH_CANDIDATES = 1 << 20
+"""``ivf`` k-NN searches propose at most about this many candidate rows per block of queries (their exact vectors
+are gathered to re-rank them), so memory does not grow with ``k · rerank``."""
 HOLD_MAX_BYTES = 4 << 30
 """Range searches over a store hold its normalised vectors in memory up to this size (else rows are gathered
 from the shards' memory maps per block of queries)."""
@@ -155,8 +158,9 @@ class Index:
         scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
         rows = np.full((q.shape[0], k), -1, dtype=np.int64)
         bar = tqdm(total=q.shape[0], desc="search", unit="query", disable=not progress or q.shape[0] < 20_000)
-        for start in range(0, q.shape[0], 256):
-            block = q[start : start + 256]
+        step = int(np.clip(SEARCH_CANDIDATES // want, 1, 256))  # queries per block: bounded candidate rows
+        for start in range(0, q.shape[0], step):
+            block = q[start : start + step]
             bar.update(block.shape[0])
             _, cand = self.faiss_index.search(self.prepare(block), want, params=params)
             union = np.unique(cand[cand >= 0])

@@ -276,3 +276,15 @@ def test_max_ivf_raises_nprobe_until_recall_is_reached(monkeypatch):
     info = ivf.info["index"]
     assert info["recall"] >= 0.95 and info["nprobe"] > 1  # one list per query was not enough; it doubled
     assert len(set(ivf.rows) & set(exact.rows)) / len(exact.rows) >= 0.95
+
+
+def test_ivf_search_in_small_candidate_blocks_gives_the_same_neighbours(codes, monkeypatch):
+    import mona.index
+    from mona.index import IndexConfig, build_index
+
+    index = build_index(codes, IndexConfig(kind="ivf", nlist=32), save=False, progress=False)
+    queries = codes[::50]
+    full = index.search(queries, 5)
+    monkeypatch.setattr(mona.index, "SEARCH_CANDIDATES", 60)  # one query per block (k · rerank = 50)
+    small = index.search(queries, 5)
+    assert np.array_equal(full[1], small[1]) and np.allclose(full[0], small[0])
