@@ -40,3 +40,19 @@ def test_ivf_pick_index_keeps_the_exact_picks_of_a_store(tmp_path, monkeypatch):
     overlap = len(set(ivf.rows) & set(exact.rows)) / len(exact.rows)
     assert overlap >= 0.95, overlap
     assert (tmp_path / "pool" / "index").is_dir()  # the store's own index, saved beside it
+
+
+def test_pick_index_over_dense_vectors(monkeypatch):
+    from mona.select import ArrayStore
+
+    monkeypatch.setattr(mmr_module, "EXACT_PICKS", 8)
+    monkeypatch.setattr(mmr_module, "PICK_BATCH", 4)
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(40, 32)).astype(np.float32)
+    D = centres[rng.integers(0, 40, 3000)] + 0.3 * rng.normal(size=(3000, 32)).astype(np.float32)
+    pool = ArrayStore([f"d{i}" for i in range(3000)], dense_matrix=D, manifest={"mode": "dense"})
+    target = ArrayStore(["t0", "t1"], dense_matrix=D[:2] + 0.1, manifest={"mode": "dense"})
+    kw = dict(target=target, method="mmr", n=80, mmr_lambda=0.5)
+    ivf, exact = select(pool, index="ivf", **kw), select(pool, index="exact", **kw)
+    assert ivf.info["index"]["path"] == "ivf"
+    assert len(set(ivf.rows) & set(exact.rows)) / 80 >= 0.95
