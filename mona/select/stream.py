@@ -46,10 +46,6 @@ class Shard:
     X: sp.csr_matrix
     weights: np.ndarray | None = None
 
-    @property
-    def rows(self) -> int:
-        return self.X.shape[0]
-
     def norms(self) -> np.ndarray:
         """(rows,) L2 norm of every (weighted) row."""
         X = self.X

@@ -8,7 +8,7 @@ import pytest
 from mona.index import IndexConfig, build_index
 from mona.select import select
 from mona.select.methods import mmr as mmr_module
-from mona.select.methods.mmr import candidates, mmr, mmr_indexed
+from mona.select.methods.mmr import mmr, mmr_indexed, top_candidates
 from tests.select.test_neighbours import planted, pool_of, write_store
 
 
@@ -16,7 +16,7 @@ from tests.select.test_neighbours import planted, pool_of, write_store
 def test_lazy_greedy_over_a_flat_pick_index_is_exact_mmr(similarity):
     X = planted(600, clusters=20, seed=2)
     rel = np.random.default_rng(0).random(X.shape[0])
-    cand = candidates(rel, 40, 300)
+    cand = top_candidates(rel, 40, 300)
     index = build_index(X, IndexConfig(kind="flat"), save=False, progress=False)
     index.config.rerank = len(cand)  # every pick proposed: the nearest pick is exact
     fast = mmr_indexed(index, X[cand], rel[cand], 40, 0.6, similarity, batch=16, working=64)

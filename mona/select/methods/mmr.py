@@ -73,7 +73,7 @@ class Mmr(Method):
     def pick(self, ctx: Context, groups: list[list[Any]]) -> Picked:
         o = ctx.options
         rel = self._relevance(ctx, groups[0])
-        cand = candidates(rel.scores, ctx.n, o.mmr_candidates)
+        cand = top_candidates(rel.scores, ctx.n, o.mmr_candidates)
         space, sim = self._space(ctx)
         path = mmr_path(ctx.config.index, ctx.n, len(cand), pool_rows(ctx.pool), space.width)
         if path == "loop":
@@ -111,7 +111,7 @@ MMR_EXACT_PAIRS = 25_000_000
 sparse products); the pick index above it."""
 
 
-def candidates(relevance: np.ndarray, n: int, count: int | None) -> np.ndarray:
+def top_candidates(relevance: np.ndarray, n: int, count: int | None) -> np.ndarray:
     """The ``count`` (default max(10·n, 1000)) most relevant rows, in ascending row order."""
     C = min(len(relevance), count or max(10 * n, 1000))
     if C < n:
@@ -139,11 +139,8 @@ def mmr(
 
     Score = the MMR objective λ·rel − (1 − λ)·max_sim at the time of the pick.
     """
-    N = X.shape[0]
-    C = min(N, candidates or max(10 * n, 1000))
-    if C < n:
-        raise MonaError(f"mmr_candidates={C} is smaller than the budget n={n}")
-    cand = np.sort(top_n(relevance, C))  # ascending row order so argmax ties go to the lower row
+    cand = top_candidates(relevance, n, candidates)  # ascending row order so argmax ties go to the lower row
+    C = len(cand)
     Xc = X[cand]
     if sp.issparse(Xc):
         Xc = sp.csr_matrix(Xc)
