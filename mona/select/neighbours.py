@@ -182,7 +182,7 @@ def best_targets(space: Space, targets: Any, n_select: int, path: str, config: I
         return scores, arg, {"path": "exact", "kind": "flat", "over": "targets", "targets": m}
     index = open_index(space, "ivf", config, progress)
     k = np.full(m, max(10, math.ceil(2 * n_select / m)), np.int64)
-    calibrated = calibrate_nprobe(index, space, T, int(min(k.max(), 100, space.n)), config.recall_queries)
+    calibrated = calibrate_search(index, space, T, int(min(k.max(), 100, space.n)), config.recall_queries)
     lists: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     todo = np.arange(m)
     rounds = 0
@@ -203,7 +203,7 @@ def best_targets(space: Space, targets: Any, n_select: int, path: str, config: I
     return scores, arg, info
 
 
-def calibrate_nprobe(index: Index, space: Space, queries: Any, k: int, count: int, target: float = 0.95) -> dict:
+def calibrate_search(index: Index, space: Space, queries: Any, k: int, count: int, target: float = 0.95) -> dict:
     """Tune the ivf index's search until ``count`` sampled queries find at least ``target`` of their exact top-``k``
     (one brute-force pass over the pool): ``nprobe`` doubles from its configured value while that raises recall,
     then the candidates re-ranked per query (``rerank``) double, up to 16x, while that does. Returns the recall
