@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from mona.errors import ArtifactMismatch, MonaError
 from mona.io import atomic_write, atomic_write_json, json_hash, sha256_file
 from mona.store import Store, pool_fingerprint
-from mona.vectors import Vectors, as_vectors, dense, normalize_rows
+from mona.vectors import Vectors, as_vectors, count_sketch, dense, normalize_rows, row_dots, sketch
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class Index:
             for c0 in range(0, len(cand), PAIRS_CHUNK):  # bounded memory however many candidates a block has
                 cq, cc = qi[c0 : c0 + PAIRS_CHUNK], cand[c0 : c0 + PAIRS_CHUNK]
                 uniq, inverse = np.unique(cc, return_inverse=True)  # each candidate read once per chunk
-                sims = _row_dots(Q[cq], exact(uniq)[inverse])
+                sims = row_dots(Q[cq], exact(uniq)[inverse])
                 ok = sims >= threshold
                 out_i.append(r[cq[ok]])
                 out_j.append(cc[ok])
@@ -315,29 +315,6 @@ class Index:
 def _save_npy(tmp: Path, a: np.ndarray) -> None:
     with open(tmp, "wb") as handle:
         np.save(handle, a, allow_pickle=False)
-
-
-def count_sketch(width: int, dims: int, seed: int) -> np.ndarray:
-    """(2, width) float32: a random target dimension and a random sign for every feature."""
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.integers(0, dims, width), rng.choice([-1.0, 1.0], width)]).astype(np.float32)
-
-
-def sketch(x: sp.csr_matrix, projection: np.ndarray, dims: int) -> np.ndarray:
-    """(n, dims) float32 count-sketch of sparse rows: feature ``f`` adds ``sign[f]·x_f`` to dimension ``dim[f]``.
-    A Johnson–Lindenstrauss-type projection (inner products are preserved in expectation) computed in O(nnz)
-    from the sparse rows, where a dense random projection would cost O(nnz·dims)."""
-    dim, sign = projection[0].astype(np.int32), projection[1]
-    x = sp.csr_matrix(x, dtype=np.float32)
-    out = sp.csr_matrix((x.data * sign[x.indices], dim[x.indices], x.indptr), shape=(x.shape[0], dims))
-    return np.ascontiguousarray(out.toarray(), np.float32)  # toarray adds up the features sharing a dimension
-
-
-def _row_dots(A: Any, B: Any) -> np.ndarray:
-    """Row-wise dot products of two equally long stacks of rows (sparse or dense)."""
-    if sp.issparse(A) and sp.issparse(B):
-        return np.asarray(A.multiply(B).sum(axis=1), np.float64).ravel()
-    return np.einsum("ij,ij->i", dense(A), dense(B)).astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -40,6 +40,29 @@ def dense(x: Any) -> np.ndarray:
 
 
 
+def count_sketch(width: int, dims: int, seed: int) -> np.ndarray:
+    """(2, width) float32: a random target dimension and a random sign for every feature."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, dims, width), rng.choice([-1.0, 1.0], width)]).astype(np.float32)
+
+
+def sketch(x: sp.csr_matrix, projection: np.ndarray, dims: int) -> np.ndarray:
+    """(n, dims) float32 count-sketch of sparse rows: feature ``f`` adds ``sign[f]·x_f`` to dimension ``dim[f]``.
+    A Johnson–Lindenstrauss-type projection (inner products are preserved in expectation) computed in O(nnz)
+    from the sparse rows, where a dense random projection would cost O(nnz·dims)."""
+    dim, sign = projection[0].astype(np.int32), projection[1]
+    x = sp.csr_matrix(x, dtype=np.float32)
+    out = sp.csr_matrix((x.data * sign[x.indices], dim[x.indices], x.indptr), shape=(x.shape[0], dims))
+    return np.ascontiguousarray(out.toarray(), np.float32)  # toarray adds up the features sharing a dimension
+
+
+def row_dots(A: Any, B: Any) -> np.ndarray:
+    """Row-wise dot products of two equally long stacks of rows (sparse or dense)."""
+    if sp.issparse(A) and sp.issparse(B):
+        return np.asarray(A.multiply(B).sum(axis=1), np.float64).ravel()
+    return np.einsum("ij,ij->i", dense(A), dense(B)).astype(np.float64)
+
+
 @dataclass
 class Vectors:
     """Row vectors an index is built over: streamed in blocks to build it, gathered by row to re-rank.

@@ -30,7 +30,7 @@ from mona.select.methods.dense import score_dense
 from mona.select.methods.mona import CodeOptions, overlap_attribution, score_codes
 from mona.select.neighbours import Space, code_space, dense_space, index_info, open_index, pool_rows, resolve
 from mona.select.similarity import cosine_to_vector, jaccard_to_vector
-from mona.vectors import normalize_rows
+from mona.vectors import normalize_rows, row_dots
 
 
 @dataclass
@@ -229,8 +229,7 @@ class PickIndex:
     def pair_sims(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if self.similarity == "jaccard":
             return pair_jaccard(self.X, a, b)
-        A, B = self.Xn[a], self.Xn[b]
-        return np.asarray(A.multiply(B).sum(axis=1)).ravel() if sp.issparse(A) else np.einsum("ij,ij->i", A, B)
+        return row_dots(self.Xn[a], self.Xn[b])
 
     def to_rows(self, rows_matrix: Any, pos: int) -> np.ndarray:
         """Exact similarity of every row of ``rows_matrix`` (candidates, as :attr:`Xn` holds them) to ``pos``."""
