@@ -142,7 +142,8 @@ class Index:
     def search(self, queries: Any, k: int, among: np.ndarray | None = None,
                progress: bool = False) -> tuple[Float[np.ndarray, "q k"], np.ndarray]:
         """Top-``k`` rows by cosine for each query (CSR, dense array or Store): (scores, rows), row -1 = none.
-        ``among``: only these rows are returned (a FAISS ID selector restricts the search to them)."""
+        ``among``: only these rows are returned, given as row numbers or as an (n,) bool mask (a FAISS ID selector
+        restricts the search to them)."""
         if isinstance(queries, Store):
             queries = queries.codes()
         if queries.shape[1] != self.width:
@@ -182,7 +183,14 @@ class Index:
         ``nprobe``); None when unrestricted and flat."""
         import faiss
 
-        sel = None if among is None else faiss.IDSelectorBatch(np.ascontiguousarray(among, np.int64))
+        if among is None:
+            sel = None
+        elif np.asarray(among).dtype == bool:  # a mask: one bit per row, no hash set to build
+            bits = np.packbits(np.asarray(among), bitorder="little")
+            sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+            sel._bits = bits  # the bitmap must outlive the selector
+        else:
+            sel = faiss.IDSelectorBatch(np.ascontiguousarray(among, np.int64))
         if self.kind == "flat":
             return None if sel is None else faiss.SearchParameters(sel=sel)
         params = faiss.SearchParametersIVF(nprobe=int(self._ivf().nprobe))

@@ -4,8 +4,11 @@ Rows are visited in pool order; a row is dropped when its cosine similarity to a
 least ``T``, so the first (lowest row) of each group of near-duplicates stays. Similarity is measured on the
 vectors diversity methods compare (:func:`mona.select.neighbours.pool_space`: the pooled SAE codes of an
 ``sae`` store, the dense vectors of a dense or sentence store, centred and standardised as the method's options
-say); the pairs above ``T`` come from the store's index (:func:`mona.select.neighbours.near_pairs`: exact
-search, or IVF candidates verified exactly).
+say). The ``exact`` path finds every pair above ``T`` (:func:`mona.select.neighbours.near_pairs`) and resolves
+them in row order. The ``ivf`` path never lists pairs: rows go in blocks, and each row asks the store's index for
+its nearest *kept* earlier row only (a bitmap of kept rows restricts the search; the candidates are re-ranked
+exactly), then the block's own pairs are resolved in row order — the same rule, with one neighbour per row to
+verify instead of every pair above ``T`` (near-duplicate clusters make those thousands per row).
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import time
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from mona.errors import MonaError
+from mona.index import IndexConfig
 from mona.select.inputs import store_mode
 from mona.select.matrices import PoolMatrices
-from mona.select.neighbours import near_pairs, pool_space, resolve
+from mona.select.neighbours import Space, calibrate_search, index_info, near_pairs, open_index, pool_space, resolve
+from mona.vectors import normalize_rows
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,42 @@ def keep_first(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return keep
 
 
+BLOCK = 4096
+"""``ivf`` dedup: rows per block (one index search for the block, one product for its own pairs)."""
+
+
+def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | None = None, block: int = BLOCK,
+                       progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+    """(n,) bool, the rows :func:`keep_first` keeps, found without listing pairs: each block of rows asks the
+    index for every row's nearest kept earlier row (calibrated like any k-NN search), then resolves the
+    block's own pairs in row order."""
+    config = config or IndexConfig()
+    index = open_index(space, "ivf", config, progress)
+    n = space.n
+    sample = np.unique(np.linspace(0, n - 1, min(n, 16 * config.recall_queries)).astype(np.int64))
+    calib = calibrate_search(index, space, space.vectors.rows(sample), 2, len(sample))  # itself and the nearest
+    kept = np.zeros(n, bool)
+    bar = tqdm(total=n, desc="dedup", unit="row", disable=not progress or n < 20_000)
+    for a in range(0, n, block):
+        r = np.arange(a, min(n, a + block))
+        Q = normalize_rows(space.vectors.rows(r))
+        drop = np.zeros(len(r), bool)
+        if kept[:a].any():
+            s, _ = index.search(Q, 1, among=kept)
+            drop = s[:, 0] >= threshold - 1e-6
+        S = Q @ Q.T
+        S = sp.triu(S, k=1).tocsr() if sp.issparse(S) else sp.csr_matrix(np.triu(np.asarray(S), k=1))
+        S.data[S.data < threshold - 1e-6] = 0
+        S.eliminate_zeros()
+        for i in np.flatnonzero(np.diff(S.indptr)):  # ascending: row i's own fate is already final
+            if not drop[i]:
+                drop[S.indices[S.indptr[i] : S.indptr[i + 1]]] = True
+        kept[r[~drop]] = True
+        bar.update(len(r))
+    bar.close()
+    return kept, index_info(index, "ivf", method="nearest kept row", **{f"search_{k}": v for k, v in calib.items()})
+
+
 def near_duplicates(pool: Any, threshold: float, options: Any = None, index: str = "auto",
                     progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
     """Rows of ``pool`` kept by near-duplicate removal at cosine ``threshold`` (ascending), and what happened."""
@@ -54,12 +97,15 @@ def near_duplicates(pool: Any, threshold: float, options: Any = None, index: str
     path = resolve(index, space.n, space.width)
     if path == "none":
         path = "exact"
-    i, j, info = near_pairs(space, float(threshold), path, progress=progress)
-    keep = keep_first(space.n, i, j)
+    if path == "ivf":
+        keep, info = keep_first_indexed(space, float(threshold), progress=progress)
+        pairs = None
+    else:
+        i, j, info = near_pairs(space, float(threshold), path, progress=progress)
+        keep, pairs = keep_first(space.n, i, j), int(len(i))
     rows = np.flatnonzero(keep)
     info = {"threshold": float(threshold), "kept": int(len(rows)), "dropped": int(space.n - len(rows)),
-            "pairs": int(len(i)), "seconds": round(time.perf_counter() - t0, 3),
-            "index": info}
+            "pairs": pairs, "seconds": round(time.perf_counter() - t0, 3), "index": info}
     log.info("dedup at cosine %.3f dropped %d of %d samples", threshold, info["dropped"], space.n)
     return rows, info
 

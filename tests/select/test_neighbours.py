@@ -258,7 +258,33 @@ def test_dedup_over_a_store_on_disk_equals_in_memory(tmp_path):
     in_mem = select(pool_of(X), method="random", n=50, dedup=0.95, index="ivf")
     d = on_disk.info["dedup"]
     assert d["dropped"] == in_mem.info["dedup"]["dropped"] == 100
-    assert d["index"]["pairs_recall"] >= 0.95
+    assert d["index"]["search_recall"] >= 0.95 and d["index"]["method"] == "nearest kept row"
+    assert d["pairs"] is None  # the ivf path never lists the pairs
+
+
+@pytest.mark.parametrize("block", [7, 4096])
+def test_ivf_dedup_keeps_the_rows_the_pairwise_rule_keeps(block):
+    """Chains of near-duplicates (a~b, b~c, a!~c) across block boundaries: asking each row for its nearest kept
+    earlier row gives exactly the rows :func:`keep_first` keeps from all the pairs."""
+    from mona.select.dedup import keep_first_indexed
+    from mona.select.matrices import PoolMatrices
+    from mona.select.neighbours import _exact_sparse_pairs, pool_space
+
+    rng = np.random.default_rng(5)
+    base = sp.random(600, F, density=0.08, random_state=5, format="csr", dtype=np.float32)
+    chain = [base]
+    for _ in range(3):  # each link perturbs the previous one: neighbours in the chain are closer than ends
+        nxt = chain[-1][:200].copy()
+        nxt.data *= rng.uniform(0.55, 1.45, nxt.nnz).astype(np.float32)
+        chain.append(nxt)
+    X = sp.vstack(chain, format="csr")[rng.permutation(1200)]
+    space = pool_space(PoolMatrices(pool_of(X)), True)
+    i, j = _exact_sparse_pairs(space, 0.9, None, progress=False)
+    want = keep_first(X.shape[0], i, j)
+    assert 0 < (~want).sum() < 600  # some chains lose links, some keep both ends
+    got, info = keep_first_indexed(space, 0.9, block=block, progress=False)
+    assert info["search_recall"] >= 0.95
+    assert np.array_equal(got, want)
 
 
 def test_max_ivf_raises_nprobe_until_recall_is_reached(monkeypatch):
