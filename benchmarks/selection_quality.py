@@ -39,6 +39,7 @@ from mona.models import hook_layer  # noqa: E402
 from mona.select import select  # noqa: E402
 from mona.select.config import SelectConfig  # noqa: E402
 from mona.select.inputs import ArrayStore  # noqa: E402
+from mona.select.methods.mona import fuse_ranks  # noqa: E402
 
 log = logging.getLogger("selection_quality")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -92,8 +93,12 @@ def sae_variants(which: str) -> list[dict]:
     ]
     decoder = [{**base[1], "similarity": "decoder", **w} for w in ({}, idf, {**idf, **share})]
     decoder.append({**base[3], "similarity": "decoder", **idf})
+    # the prototype and max rankings fused by reciprocal rank (``aggregate="fused"``)
+    fused = [{**base[1], **idf, **share, "contrast": True, "aggregate": "fused"},
+             {**base[1], **idf, **share, "aggregate": "fused"},
+             {**base[1], "similarity": "decoder", **idf, **share, "aggregate": "fused"}]
     if which == "quick":
-        return base + weighted + decoder
+        return base + weighted + decoder + fused
     more = []
     for v in base:
         more.append({**v, "aggregate": "max"})
@@ -108,7 +113,7 @@ def sae_variants(which: str) -> list[dict]:
     decoder.append({**base[1], "similarity": "decoder", "span": "prompt", **idf})
     for keep in (1024, 768, 512):  # what a smaller store (fewer pooled features per sample) would cost
         decoder.append({**base[1], "similarity": "decoder", **idf, "max_feature_share": 0.5, "keep": keep})
-    return base + weighted + decoder + more
+    return base + weighted + decoder + fused + more
 
 
 def _default_setting() -> dict:
@@ -116,7 +121,7 @@ def _default_setting() -> dict:
 
     o = CodeOptions()
     return {"pooling": "mean", "span": "all", "similarity": o.similarity, "aggregate": o.aggregate,
-            "feature_weights": o.feature_weights, "max_feature_share": o.max_feature_share}
+            "feature_weights": o.feature_weights, "max_feature_share": o.max_feature_share, "contrast": o.contrast}
 
 
 CHOSEN = _default_setting()
@@ -137,6 +142,7 @@ def per_sample_scores(pool, targets, pool_tc, target_tc, sae, manifest) -> dict[
     from mona.select.methods.mona import score_codes
 
     cfg = SelectConfig.build(method="mona", n=1, similarity=CHOSEN["similarity"], top_features=0,
+                             aggregate="prototype", contrast=CHOSEN["contrast"],
                              feature_weights=CHOSEN["feature_weights"], max_feature_share=CHOSEN["max_feature_share"])
     P = pool_tc.pooled(CHOSEN["pooling"], CHOSEN["span"])
     pm = PoolMatrices(ArrayStore(pool_tc.ids, codes_matrix=P, manifest=manifest), cfg.options, sae=sae)
@@ -179,6 +185,14 @@ def sentence_stores(pool, targets) -> tuple:
     return store(pool), {name: store(t) for name, t in targets.items()}
 
 
+def aggregate(method: str, M: np.ndarray) -> np.ndarray:
+    """A method's pool scores from its (pool, target samples) per-sample scores: the best target sample (``/max``),
+    the mean (prototype), or both rankings fused (mona's default, ``aggregate="fused"``)."""
+    if method == "mona (default)" and CHOSEN["aggregate"] == "fused":
+        return fuse_ranks(M.mean(axis=1), M.max(axis=1))
+    return M.max(axis=1) if method.endswith("/max") else M.mean(axis=1)
+
+
 def bootstrap(S: dict[str, dict[str, np.ndarray]], n: int, ids: list[str], pool_domains: dict[str, str],
               hits_of: dict[str, set[str]], reps: int, seed: int = 0) -> dict:
     """Precision when the target set is resampled (with replacement) ``reps`` times, every method on the same
@@ -191,8 +205,7 @@ def bootstrap(S: dict[str, dict[str, np.ndarray]], n: int, ids: list[str], pool_
         draws = [np.arange(m)] + [rng.integers(0, m, m) for _ in range(reps)]
         prec = {}
         for meth in S:
-            pick = (lambda M: M.max(axis=1)) if meth.endswith("/max") else (lambda M: M.mean(axis=1))
-            prec[meth] = np.array([top_precision(pick(S[meth][name][:, d]), n, ids, pool_domains, hits)
+            prec[meth] = np.array([top_precision(aggregate(meth, S[meth][name][:, d]), n, ids, pool_domains, hits)
                                    for d in draws])
         sae = prec["mona (default)"][1:]
         for meth, v in prec.items():

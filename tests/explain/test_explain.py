@@ -75,7 +75,8 @@ def test_mona_shares_sum_to_score(tmp_path, similarity, weights):
         W = np.random.default_rng(1).normal(size=(40, 12)).astype(np.float32)
         W[5:10] = W[:5] + 0.1
         weights = {**weights, "sae": W}
-    sel = select(pool, target=target, method="mona", n=8, similarity=similarity, top_features=3, **weights)
+    sel = select(pool, target=target, method="mona", n=8, similarity=similarity, aggregate="prototype",
+                 top_features=3, **weights)
     sel.save(tmp_path / "s")
     ex = explain(tmp_path / "s", pool_store=pool, target_stores=target, top_features=1000, sae=weights.get("sae"))
     for row, score in zip(ex.samples, sel.scores, strict=True):
@@ -100,7 +101,7 @@ def test_mona_shares_sum_to_score(tmp_path, similarity, weights):
 
 def test_without_stores_uses_recorded_features(tmp_path):
     pool, target = _stores()
-    sel = select(pool, target=target, method="mona", n=5, top_features=4)
+    sel = select(pool, target=target, method="mona", n=5, top_features=4, aggregate="prototype")
     sel.save(tmp_path / "s")
     ex = explain(tmp_path / "s")  # ArrayStores have no path: nothing to reopen
     assert ex.enrichment is None and ex.summary["coverage"] is None

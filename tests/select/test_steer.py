@@ -57,7 +57,7 @@ def test_boosting_a_feature_raises_the_share_of_samples_that_carry_it(world):
 
 def test_target_given_as_features(world, tmp_path):
     pool, _, X = world
-    sel = select(pool, method="mona", similarity="cosine", n=30, target_features=["5"])
+    sel = select(pool, method="mona", similarity="cosine", aggregate="prototype", n=30, target_features=["5"])
     assert (X[sel.rows, 5] > 0).mean() == 1.0
     sel.save(tmp_path / "s")
     back = load_selection(tmp_path / "s")
@@ -67,13 +67,18 @@ def test_target_given_as_features(world, tmp_path):
     assert abs(ex.samples[0]["relevance"] - sel.scores[0]) < 1e-4
 
 
-def test_explained_contributions_follow_boosted_scores(world, tmp_path, caplog):
+@pytest.mark.parametrize("aggregate", ["prototype", "fused"])
+def test_explained_contributions_follow_boosted_scores(world, tmp_path, caplog, aggregate):
     pool, target, _ = world
-    sel = select(pool, target=target, method="mona", n=10, boost_features={7: 3.0, 5: 0.5})
+    boost = {7: 3.0, 5: 0.5}
+    sel = select(pool, target=target, method="mona", n=10, boost_features=boost, aggregate=aggregate)
     sel.save(tmp_path / "b")
     ex = explain(tmp_path / "b", pool_store=pool, target_stores=[target])
     assert "recomputed from the stores" not in caplog.text
-    assert all(abs(r["relevance"] - r["score"]) < 1e-4 for r in ex.samples)
+    # the relevance explained is the similarity to the prototype (fused: one of the two rankings fused)
+    proto = select(pool, target=target, method="mona", n=len(pool.ids), boost_features=boost, aggregate="prototype")
+    similarity = dict(zip(proto.rows.tolist(), proto.scores.tolist(), strict=True))
+    assert all(abs(r["relevance"] - similarity[r["row"]]) < 1e-4 for r in ex.samples)
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,10 @@ class MmrOptions(CodeOptions):
     """Run the greedy loop on this many most relevant samples (default max(10·n, 1000))."""
 
     def __post_init__(self) -> None:
+        if self.aggregate is None:  # the relevance is a similarity, traded against similarities to the picks
+            self.aggregate = "prototype"
+        if self.aggregate == "fused":
+            raise MonaError("mmr's relevance is a similarity: aggregate must be prototype or max, not fused")
         super().__post_init__()
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise MonaError(f"mmr_lambda must be in [0, 1], got {self.mmr_lambda}")

@@ -1,18 +1,21 @@
 """``mona`` — MONA / NAS (arXiv 2503.15573): pooled SAE codes compared with the target's.
 
-Score of a pool sample against the target prototype (or, with ``aggregate="max"``, its best target sample):
-weighted Jaccard, cosine, or cosine through the SAE decoder (see :class:`CodeOptions`). Every feature's term of
-the score is explicit, so picks are explained by the features they share with the target.
+Score of a pool sample against the target prototype (or, with ``aggregate="max"``, its best target sample;
+with ``aggregate="fused"``, the two rankings fused): weighted Jaccard, cosine, or cosine through the SAE decoder
+(see :class:`CodeOptions`). Every feature's term of the similarity is explicit, so picks are explained by the
+features they share with the target.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import rankdata
 
 from mona.errors import MonaError
 from mona.select import stream
@@ -51,8 +54,10 @@ OVERLAP = (
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "robust": {"similarity": "cosine", "feature_weights": "idf", "max_feature_share": 0.5, "contrast": True},
-    "paper": {"similarity": "jaccard", "feature_weights": "none", "max_feature_share": 1.0, "contrast": False},
+    "robust": {"similarity": "cosine", "aggregate": "fused", "feature_weights": "idf", "max_feature_share": 0.5,
+               "contrast": True},
+    "paper": {"similarity": "jaccard", "aggregate": "prototype", "feature_weights": "none", "max_feature_share": 1.0,
+              "contrast": False},
 }
 """What each :attr:`CodeOptions.preset` gives the options left unset (``None``); a preset's ``contrast`` applies
 only where the similarity is ``cosine``."""
@@ -70,16 +75,20 @@ class CodeOptions:
     """Where unset settings come from. ``robust``: the setting with the smallest worst-case loss to the best
     baseline across the targets of both the demo and the transfer benchmark's tuning halves (BENCHMARKS.md):
     IDF-weighted mean codes without the features active in over half the pool, compared by cosine with the
-    target prototype minus the pool's mean (``contrast``). ``paper``: the MONA paper's recipe, weighted Jaccard of
-    unweighted mean codes."""
+    target prototype minus the pool's mean (``contrast``) and with each target sample, the two rankings fused
+    (``aggregate="fused"``). ``paper``: the MONA paper's recipe, weighted Jaccard of unweighted mean codes to the
+    target prototype."""
     similarity: Literal["jaccard", "cosine", "decoder"] | None = None
     """Weighted Jaccard Σmin/Σmax (needs codes >= 0), cosine, or ``decoder``: cosine after mapping the (weighted)
     codes back through the SAE's decoder into the model's residual space, centred and standardised over the
     pool, so that features with similar directions (a feature split in two, near-duplicates) still match.
     ``decoder`` needs the SAE (named in the store's manifest). Unset: the preset's."""
-    aggregate: Literal["prototype", "max"] = "prototype"
+    aggregate: Literal["prototype", "max", "fused"] | None = None
     """Similarity to the mean target embedding (``prototype``; for binary codes the target set's
-    feature-frequency profile) or the maximum similarity over the target samples (``max``)."""
+    feature-frequency profile), the maximum similarity over the target samples (``max``), or ``fused``: the pool
+    ranked both ways and the ranks fused (reciprocal-rank fusion, score ``1/(60 + rank_prototype) + 1/(60 +
+    rank_max)``), so that a sample close to the target set as a whole and one close to a single target sample both
+    rank high. Unset: the preset's."""
     binarize: bool = False
     """Treat codes above ``active_threshold`` as 1 before scoring (a mean-pooled store then behaves like a
     ``binary`` pooled one, as in NAS)."""
@@ -105,7 +114,8 @@ class CodeOptions:
                 setattr(self, name, value)
         if self.contrast is None:
             self.contrast = bool(PRESETS[self.preset]["contrast"]) and self.similarity == "cosine"
-        for name, valid in (("similarity", ("jaccard", "cosine", "decoder")), ("aggregate", ("prototype", "max")),
+        for name, valid in (("similarity", ("jaccard", "cosine", "decoder")),
+                            ("aggregate", ("prototype", "max", "fused")),
                             ("feature_weights", ("none", "idf"))):
             if getattr(self, name) not in valid:
                 raise MonaError(f"{name} must be one of {', '.join(valid)}; got {getattr(self, name)!r}")
@@ -127,7 +137,7 @@ class Mona(TargetMethod):
         return score_codes(ctx.matrices(), group, k, ctx.config.top_features, self.name, ctx)
 
     def attribute(self, a: Attribution) -> list[dict[str, Any]]:
-        return overlap_attribution(a, check_scores=True)
+        return overlap_attribution(a, check_scores=pm_aggregate(a) != "fused")
 
 
 def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: str = "mona",
@@ -138,6 +148,8 @@ def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: 
     ``aggregate="max"`` with cosine or decoder similarity asks the index (:mod:`mona.select.neighbours`)."""
     cfg = pool.config
     require_group(group, k, ("sae",), method, pool.store)
+    if cfg.aggregate == "fused":
+        return _score_fused(pool, group, k, top, method, ctx)
     if cfg.aggregate == "max" and cfg.similarity != "jaccard" and ctx is not None:
         path = resolve(ctx.config.index, pool_rows(pool.store), pool.width(), queries=len(target_ids(group)))
         if path == "ivf" or (path == "exact" and cfg.similarity == "decoder"):
@@ -165,6 +177,37 @@ def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: 
         return feats, [tids[int(arg[r])] for r in rows]
 
     return Scored(scores, explain_max)
+
+
+RRF_K = 60
+"""Reciprocal-rank fusion's constant (the usual value; not tuned on the benchmarks)."""
+
+
+def fuse_ranks(*scores: np.ndarray, k: int = RRF_K) -> np.ndarray:
+    """Reciprocal-rank fusion: ``Σ 1 / (k + rank)`` over the score vectors, rank 1 = highest, ties sharing the
+    best rank."""
+    return sum(1.0 / (k + rankdata(-np.asarray(s, np.float64), method="min")) for s in scores)
+
+
+def _score_fused(pool: PoolMatrices, group: list[Any], k: int, top: int, method: str,
+                 ctx: Context | None) -> Scored:
+    """``aggregate="fused"``: the prototype and the max scores (each by its own path), fused by rank. Picks are
+    explained by the features they share with the prototype and by their best-matching target sample."""
+    cfg = pool.config
+    parts: dict[str, Scored] = {}
+    try:
+        for aggregate in ("prototype", "max"):
+            pool.config = SimpleNamespace(**{**vars(cfg), "aggregate": aggregate})
+            parts[aggregate] = score_codes(pool, group, k, top, method, ctx)
+    finally:
+        pool.config = cfg
+    proto, best = parts["prototype"], parts["max"]
+
+    def explain(rows: np.ndarray) -> tuple[list[list[dict]] | None, list[str | None] | None]:
+        return proto.explain(rows)[0], best.explain(rows)[1]
+
+    info = {**proto.info, **best.info, "fusion": {"rrf_k": RRF_K, "of": ["prototype", "max"]}}
+    return Scored(fuse_ranks(proto.scores, best.scores), explain, info)
 
 
 def _streams(pool: PoolMatrices) -> bool:
