@@ -116,7 +116,8 @@ def bench_target_scoring(args: argparse.Namespace, report) -> object:
 # Scale: a store on disk, each task in its own process (seconds and peak RSS per task)
 # --------------------------------------------------------------------------------------------------------
 
-SCALE_TASKS = ("index", "prototype", "max", "max-exact", "max-ivf", "dedup", "kcenter", "simscale", "mmr")
+SCALE_TASKS = ("index", "prototype", "fused", "max", "max-exact", "max-ivf", "dedup", "dedup-pairs", "kcenter",
+               "simscale", "mmr")
 
 
 def write_store(path: Path, n: int, seed: int = 0, shard: int = 100_000) -> Path:
@@ -160,9 +161,18 @@ def run_task(task: str, store: str, target: str, ratio: float) -> dict:
     if task == "index":
         idx = build_index(pool, progress=False)
         info = idx.info
+    elif task == "dedup-pairs":  # the pairwise rule: every pair above 0.9 from range searches, then resolved
+        from mona.select.dedup import keep_first
+        from mona.select.matrices import PoolMatrices
+        from mona.select.neighbours import near_pairs, pool_space
+
+        i, j, info = near_pairs(pool_space(PoolMatrices(pool), True), 0.9, "ivf")
+        kept = int(keep_first(len(pool.ids), i, j).sum())
+        info = {"dedup": {"kept": kept, "dropped": len(pool.ids) - kept, "pairs": int(len(i)), "index": info}}
     else:
         kw = {
-            "prototype": dict(method="mona", ratio=ratio, target=tgt),
+            "prototype": dict(method="mona", ratio=ratio, target=tgt, aggregate="prototype"),
+            "fused": dict(method="mona", ratio=ratio, target=tgt),  # the default: prototype and max, fused
             "max": dict(method="mona", ratio=ratio, similarity="cosine", aggregate="max", target=tgt),
             "max-exact": dict(method="mona", ratio=ratio, similarity="cosine", aggregate="max", target=tgt,
                               index="exact"),

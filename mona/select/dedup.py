@@ -8,13 +8,17 @@ say). The ``exact`` path finds every pair above ``T`` (:func:`mona.select.neighb
 them in row order. The ``ivf`` path never lists pairs: rows go in blocks, and each row asks the store's index for
 its nearest *kept* earlier row only (a bitmap of kept rows restricts the search; the candidates are re-ranked
 exactly), then the block's own pairs are resolved in row order — the same rule, with one neighbour per row to
-verify instead of every pair above ``T`` (near-duplicate clusters make those thousands per row).
+verify instead of every pair above ``T`` (near-duplicate clusters make those thousands per row). That search is
+first tuned on sampled rows' exact near-duplicates; if it cannot find 95% of them (near-duplicates that barely
+stand out from a row's other neighbours, where the compressed index cannot rank them), the ``ivf`` path lists
+the pairs from range searches instead, every candidate verified exactly (slower, recall measured alike).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +29,7 @@ from mona.errors import MonaError
 from mona.index import IndexConfig
 from mona.select.inputs import store_mode
 from mona.select.matrices import PoolMatrices
-from mona.select.neighbours import Space, calibrate_search, index_info, near_pairs, open_index, pool_space, resolve
+from mona.select.neighbours import Space, index_info, near_pairs, open_index, pool_space, resolve, tune_search
 from mona.vectors import normalize_rows
 
 log = logging.getLogger(__name__)
@@ -55,15 +59,18 @@ BLOCK = 4096
 
 
 def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | None = None, block: int = BLOCK,
-                       progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+                       progress: bool = True, target: float = 0.95) -> tuple[np.ndarray | None, dict[str, Any]]:
     """(n,) bool, the rows :func:`keep_first` keeps, found without listing pairs: each block of rows asks the
-    index for every row's nearest kept earlier row (calibrated like any k-NN search), then resolves the
-    block's own pairs in row order."""
+    index for every row's nearest kept earlier row, then resolves the block's own pairs in row order. The
+    search is first tuned to find the near-duplicates of sampled rows (:func:`calibrate_duplicates`); when it
+    cannot find ``target`` of them (near-duplicates that barely stand out from their rows' other neighbours),
+    returns (None, the calibration) and the caller lists the pairs instead."""
     config = config or IndexConfig()
     index = open_index(space, "ivf", config, progress)
     n = space.n
-    sample = np.unique(np.linspace(0, n - 1, min(n, 16 * config.recall_queries)).astype(np.int64))
-    calib = calibrate_search(index, space, space.vectors.rows(sample), 2, len(sample))  # itself and the nearest
+    calib = calibrate_duplicates(index, space, threshold, 16 * config.recall_queries, target)
+    if calib["recall"] is not None and calib["recall"] < target:
+        return None, calib
     kept = np.zeros(n, bool)
     bar = tqdm(total=n, desc="dedup", unit="row", disable=not progress or n < 20_000)
     for a in range(0, n, block):
@@ -86,6 +93,33 @@ def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | Non
     return kept, index_info(index, "ivf", method="nearest kept row", **{f"search_{k}": v for k, v in calib.items()})
 
 
+def calibrate_duplicates(index: Any, space: Space, threshold: float, count: int, target: float = 0.95) -> dict:
+    """Tune the ivf search (:func:`mona.select.neighbours.tune_search`) for what dedup asks of it: of ``count``
+    sampled rows that have a near-duplicate (exact cosine >= ``threshold``, one pass over the vectors), the
+    share whose search returns one. No sampled row with a near-duplicate: the configured search, recall None."""
+    n = space.n
+    pick = np.unique(np.linspace(0, n - 1, min(n, count)).astype(np.int64))
+    Q = normalize_rows(space.vectors.rows(pick))
+    Qt = Q.T.toarray() if sp.issparse(Q) else np.ascontiguousarray(Q.T)
+    has = np.zeros(len(pick), bool)
+    for a, block in space.vectors.blocks():
+        S = np.asarray(normalize_rows(block) @ Qt)
+        r, q = np.nonzero(S >= threshold - 1e-6)
+        has[q[a + r != pick[q]]] = True
+    info = {"sampled": len(pick), "with_duplicates": int(has.sum())}
+    if not has.any():
+        return {**info, "recall": None}
+    rows, Qd = pick[has], Q[np.flatnonzero(has)]
+
+    def recall_at(nprobe: int, rerank: int) -> float:
+        index.config = replace(index.config, nprobe=nprobe, rerank=rerank)
+        s, got = index.search(Qd, 2)  # the row itself and its nearest other row
+        found = (got != rows[:, None]) & (got >= 0) & (s >= threshold - 1e-6)
+        return float(found.any(axis=1).mean())
+
+    return {**info, **tune_search(index, recall_at, target, f"the sampled rows' near-duplicates >= {threshold}")}
+
+
 def near_duplicates(pool: Any, threshold: float, options: Any = None, index: str = "auto",
                     progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
     """Rows of ``pool`` kept by near-duplicate removal at cosine ``threshold`` (ascending), and what happened."""
@@ -97,12 +131,18 @@ def near_duplicates(pool: Any, threshold: float, options: Any = None, index: str
     path = resolve(index, space.n, space.width)
     if path == "none":
         path = "exact"
+    keep, pairs = None, None
     if path == "ivf":
         keep, info = keep_first_indexed(space, float(threshold), progress=progress)
-        pairs = None
-    else:
+        if keep is None:
+            log.warning("dedup: the index finds %.0f%% of sampled near-duplicates (>= %.2f) as nearest neighbours; "
+                        "listing every pair above the threshold instead (slower)", 100 * info["recall"], threshold)
+            fallback = {f"search_{k}": v for k, v in info.items()}
+    if keep is None:
         i, j, info = near_pairs(space, float(threshold), path, progress=progress)
         keep, pairs = keep_first(space.n, i, j), int(len(i))
+        if path == "ivf":
+            info = {**info, "method": "pairs", **fallback}
     rows = np.flatnonzero(keep)
     info = {"threshold": float(threshold), "kept": int(len(rows)), "dropped": int(space.n - len(rows)),
             "pairs": pairs, "seconds": round(time.perf_counter() - t0, 3), "index": info}

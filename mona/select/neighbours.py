@@ -219,6 +219,14 @@ def calibrate_search(index: Index, space: Space, queries: Any, k: int, count: in
         _, got = index.search(queries[pick], k)
         return float(np.mean([len(set(g[g >= 0]) & set(w)) / max(1, len(w)) for g, w in zip(got, truth, strict=True)]))
 
+    out = tune_search(index, recall_at, target, f"the exact top-{k}")
+    return {**out, "recall_queries": len(pick), "recall_k": k}
+
+
+def tune_search(index: Index, recall_at: Any, target: float, of: str) -> dict:
+    """Raise the ivf index's ``nprobe`` (doubling), then its ``rerank`` (doubling, up to 16x), each while
+    ``recall_at(nprobe, rerank)`` gains at least 0.01, until it reaches ``target``; the index keeps the last
+    setting. ``of`` names what the recall is measured against, for the warning."""
     nlist, rerank0 = int(index._ivf().nlist), int(index.config.rerank)
     nprobe, rerank = min(int(index.config.nprobe), nlist), rerank0
     recall = recall_at(nprobe, rerank)
@@ -233,10 +241,10 @@ def calibrate_search(index: Index, space: Space, queries: Any, k: int, count: in
                 break
             (nprobe, rerank), recall = more, gained
     if recall < target:
-        log.warning("ivf search recall %.2f < %.2f of the exact top-%d (nprobe %d, rerank %d); index='exact' "
-                    "streams an exact pass over the pool instead", recall, target, k, nprobe, rerank)
-    return {"recall": round(recall, 4), "nprobe": nprobe, "rerank": rerank, "recall_queries": len(pick),
-            "recall_k": k}
+        log.warning("ivf search recall %.2f < %.2f of %s (nprobe %d, rerank %d); index='exact' streams an "
+                    "exact pass over the pool instead", recall, target, of, nprobe, rerank)
+    index.config = replace(index.config, nprobe=nprobe, rerank=rerank)
+    return {"recall": round(recall, 4), "nprobe": nprobe, "rerank": rerank}
 
 
 def exact_top(space: Space, queries: Any, k: int) -> np.ndarray:

@@ -314,3 +314,20 @@ def test_ivf_search_in_small_candidate_blocks_gives_the_same_neighbours(codes, m
     monkeypatch.setattr(mona.index, "SEARCH_CANDIDATES", 60)  # one query per block (k · rerank = 50)
     small = index.search(queries, 5)
     assert np.array_equal(full[1], small[1]) and np.allclose(full[0], small[0])
+
+
+def test_ivf_dedup_lists_pairs_when_the_search_misses_near_duplicates(monkeypatch, caplog):
+    """A search tuned to below 95% of the sampled near-duplicates is not trusted: the pairs are listed instead."""
+    from mona.select import dedup
+
+    rng = np.random.default_rng(4)
+    base = sp.random(1500, F, density=0.08, random_state=4, format="csr", dtype=np.float32)
+    dups = base[rng.choice(1500, 100, replace=False)].copy()
+    dups.data *= rng.uniform(0.97, 1.03, dups.nnz).astype(np.float32)
+    X = sp.vstack([base, dups], format="csr")
+    monkeypatch.setattr(dedup, "calibrate_duplicates", lambda *a, **k: {"recall": 0.5, "sampled": 256})
+    sel = select(pool_of(X), method="random", n=50, dedup=0.95, index="ivf")
+    d = sel.info["dedup"]
+    assert d["dropped"] == 100 and d["pairs"] >= 100
+    assert d["index"]["method"] == "pairs" and d["index"]["search_recall"] == 0.5
+    assert "listing every pair" in caplog.text
