@@ -1,13 +1,15 @@
-"""Reciprocal-rank fusion of ``mona``'s default scores with a dense or sentence-embedding signal, on both
+"""Reciprocal-rank fusion of ``mona``'s prototype scores with its best-target-sample scores (what
+``aggregate="fused"``, the default, does) and with dense, lexical or sentence-embedding signals, on both
 selection-quality benchmarks: does fusing make the SAE selection more robust across targets?
 
 Run: ``python benchmarks/fusion_quality.py [--split tune]`` (features and sentence embeddings come from the same
 cache as ``selection_quality.py``; ~4 min on 2 cores when cached). Writes ``results/fusion_<split>.md``.
 
 Every pool sample's score against each target sample alone comes from :func:`selection_quality.per_sample_scores`
-(``mona`` default, dense residual, tfidf, bm25, all-MiniLM-L6-v2): prototype methods average them over the target
-set, ``/max`` methods take the best target sample. Fusion ranks the pool by each signal and scores a sample by
-``Σ 1 / (60 + rank)`` (reciprocal-rank fusion, ties share the best rank); precision is that of the top 5 %.
+(``mona``'s robust setting, dense residual, tfidf, bm25, all-MiniLM-L6-v2): prototype methods (``mona`` here is
+its prototype) average them over the target set, ``/max`` methods take the best target sample. Fusion ranks the
+pool by each signal and scores a sample by ``Σ 1 / (60 + rank)`` (reciprocal-rank fusion, ties share the best
+rank); precision is that of the top 5 %.
 """
 
 from __future__ import annotations
