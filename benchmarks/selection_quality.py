@@ -97,6 +97,9 @@ def sae_variants(which: str) -> list[dict]:
     fused = [{**base[1], **idf, **share, "contrast": True, "aggregate": "fused"},
              {**base[1], **idf, **share, "aggregate": "fused"},
              {**base[1], "similarity": "decoder", **idf, **share, "aggregate": "fused"}]
+    # without the features most target samples share (mostly the target's format)
+    fused += [{**base[1], **idf, **share, "contrast": True, "aggregate": agg, "max_target_share": ts}
+              for agg, ts in (("fused", 0.5), ("fused", 0.8), ("prototype", 0.5))]
     if which == "quick":
         return base + weighted + decoder + fused
     more = []
@@ -230,6 +233,8 @@ def variant_name(v: dict) -> str:
         name += f" share<={v['max_feature_share']}"
     if v.get("contrast"):
         name += " contrast"
+    if v.get("max_target_share", 1.0) < 1.0:
+        name += f" target<={v['max_target_share']}"
     if v.get("keep"):
         name += f" keep<={v['keep']}"
     return name
@@ -298,7 +303,8 @@ def run(args: argparse.Namespace) -> dict:
             cfg = SelectConfig.build(method="mona", n=n, similarity=v["similarity"], aggregate=v["aggregate"],
                                      top_features=0, feature_weights=v.get("feature_weights", "none"),
                                      max_feature_share=v.get("max_feature_share", 1.0),
-                                     contrast=v.get("contrast", False))
+                                     contrast=v.get("contrast", False),
+                                     max_target_share=v.get("max_target_share", 1.0))
             sel = select(
                 ArrayStore(pool_tc.ids, codes_matrix=P, manifest=manifest),
                 target=ArrayStore(tc.ids, codes_matrix=T, manifest=manifest),

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "active_threshold": 0.0,
     "feature_weights": "none",
     "max_feature_share": 1.0,
+    "max_target_share": 1.0,
     "contrast": False,
     "center": True,
     "standardize": True,

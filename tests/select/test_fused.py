@@ -60,3 +60,36 @@ def test_fused_on_a_store_on_disk_equals_in_memory(tmp_path):
     assert on_disk.info["method_info"]["target_0"]["streamed"]
     assert np.array_equal(on_disk.rows, in_mem.rows)
     np.testing.assert_allclose(on_disk.scores, in_mem.scores, rtol=1e-9)
+
+
+def test_max_target_share_drops_what_most_target_samples_share(tmp_path, caplog):
+    from mona.explain import explain
+    from mona.select.methods.mona import drop_target_common
+
+    X = planted(800, seed=4)
+    T = planted(20, seed=8).tolil()
+    T[:, 3] = 5.0  # a "format" feature in every target sample
+    T[:9, 4] = 2.0  # in 9 of 20: kept at share 0.5
+    T = T.tocsr()
+    target = pool_of(T)
+    (masked,) = drop_target_common([target], 0.5)
+    common = np.asarray((T > 0).sum(axis=0)).ravel() > 10
+    assert common[3] and not common[4]
+    assert masked.ids == target.ids
+    assert masked.codes()[:, np.flatnonzero(common)].nnz == 0
+    keep = np.flatnonzero(~common)
+    assert np.array_equal(masked.codes()[:, keep].toarray(), T[:, keep].toarray())
+    assert drop_target_common([pool_of(T[:1])], 0.5)[0].codes().nnz == T[:1].nnz  # one sample: nothing to count
+    kw = dict(method="mona", n=40, aggregate="prototype", top_features=3)
+    by_option = select(pool_of(X), target=target, max_target_share=0.5, **kw)
+    by_hand = select(pool_of(X), target=masked, **kw)
+    assert np.array_equal(by_option.rows, by_hand.rows)
+    np.testing.assert_allclose(by_option.scores, by_hand.scores, rtol=1e-9)
+    pool = write_store(tmp_path / "pool", X, shard=300)
+    sel = select(pool, target=target, max_target_share=0.5, **kw)
+    sel.save(tmp_path / "s")
+    ex = explain(tmp_path / "s", pool_store=pool, target_stores=target)
+    assert "recomputed from the stores" not in caplog.text  # the explanation drops the same features
+    assert all(f["feature"] != 3 or f["share"] <= 0 for r in ex.samples for f in r["features"])
+    with pytest.raises(MonaError, match="max_target_share must be in"):
+        CodeOptions(max_target_share=0)

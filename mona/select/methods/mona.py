@@ -105,6 +105,10 @@ class CodeOptions:
     """With ``similarity="cosine"``: score against the target prototype minus the pool's mean code (after
     ``feature_weights``), i.e. against what sets the target apart from the pool. Unset: the preset's (for cosine;
     off for the other similarities)."""
+    max_target_share: float = 1.0
+    """Remove from the target's codes the features active in more than this share of the target samples (what
+    every target sample shares is mostly its format: a multiple-choice layout, a code fence); 1.0 keeps all.
+    Pool codes are unchanged. Needs at least two target samples."""
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -119,8 +123,9 @@ class CodeOptions:
                             ("feature_weights", ("none", "idf"))):
             if getattr(self, name) not in valid:
                 raise MonaError(f"{name} must be one of {', '.join(valid)}; got {getattr(self, name)!r}")
-        if not 0.0 < float(self.max_feature_share) <= 1.0:
-            raise MonaError(f"max_feature_share must be in (0, 1], got {self.max_feature_share!r}")
+        for name in ("max_feature_share", "max_target_share"):
+            if not 0.0 < float(getattr(self, name)) <= 1.0:
+                raise MonaError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
         if self.contrast and self.similarity != "cosine":
             raise MonaError("contrast=True needs similarity='cosine' (the contrasted prototype has negative entries)")
 
@@ -148,6 +153,7 @@ def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: 
     ``aggregate="max"`` with cosine or decoder similarity asks the index (:mod:`mona.select.neighbours`)."""
     cfg = pool.config
     require_group(group, k, ("sae",), method, pool.store)
+    group = drop_target_common(group, cfg.max_target_share, cfg.active_threshold)
     if cfg.aggregate == "fused":
         return _score_fused(pool, group, k, top, method, ctx)
     if cfg.aggregate == "max" and cfg.similarity != "jaccard" and ctx is not None:
@@ -177,6 +183,26 @@ def score_codes(pool: PoolMatrices, group: list[Any], k: int, top: int, method: 
         return feats, [tids[int(arg[r])] for r in rows]
 
     return Scored(scores, explain_max)
+
+
+def drop_target_common(group: list[Any], share: float, threshold: float = 0.0) -> list[Any]:
+    """The target set as one in-memory store without the features active (above ``threshold``) in more than
+    ``share`` of its samples; the set itself when ``share`` is 1, it has one sample or no feature is that
+    common."""
+    from mona.select.inputs import ArrayStore
+
+    if share >= 1.0 or not group or not hasattr(group[0], "codes"):
+        return group
+    T = stack_codes(group, False, 0.0)
+    if T.shape[0] < 2:
+        return group
+    common = np.bincount(T.indices[T.data > threshold], minlength=T.shape[1]) > share * T.shape[0]
+    if not common.any():
+        return group
+    T = T.copy()
+    T.data[common[T.indices]] = 0
+    T.eliminate_zeros()
+    return [ArrayStore(target_ids(group), codes_matrix=T, manifest=dict(getattr(group[0], "manifest", {}) or {}))]
 
 
 RRF_K = 60
@@ -336,7 +362,9 @@ def overlap_attribution(a: Attribution, check_scores: bool) -> list[dict[str, An
         return [_recorded(a, i, check_scores) for i in range(len(a.selection))]
     if pm is None or not a.groups or any(not store_is(s, "sae") for g in a.groups for s in g):
         return [own_features_entry(a, i) for i in range(len(a.selection))]
-    targets = [(*pm.targets(g), target_ids(g)) for g in a.groups]
+    share, threshold = pm_option(a, "max_target_share", 1.0), pm.config.active_threshold
+    groups = [drop_target_common(g, share, threshold) for g in a.groups]
+    targets = [(*pm.targets(g), target_ids(g)) for g in groups]
     Xw = pm.weighted_codes()
     out = []
     for i in range(len(a.selection)):
@@ -366,7 +394,11 @@ def _target_vector(a: Attribution, i: int, targets: list) -> np.ndarray:
 
 
 def pm_aggregate(a: Attribution) -> str:
-    return str(getattr(a.selection.config.options, "aggregate", "prototype"))
+    return str(pm_option(a, "aggregate", "prototype"))
+
+
+def pm_option(a: Attribution, name: str, default: Any) -> Any:
+    return getattr(a.selection.config.options, name, default)
 
 
 def _overlap(a: Attribution, i: int, idx: np.ndarray, val: np.ndarray, targets: list, pm: PoolMatrices,
