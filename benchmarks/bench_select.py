@@ -120,9 +120,31 @@ SCALE_TASKS = ("index", "prototype", "fused", "max", "max-exact", "max-ivf", "de
                "simscale", "mmr")
 
 
-def write_store(path: Path, n: int, seed: int = 0, shard: int = 100_000) -> Path:
+def plant_duplicates(X: sp.csr_matrix, share: float, seed: int) -> sp.csr_matrix:
+    """``X`` with a ``share`` of its rows replaced by near-copies of random earlier rows (each value times
+    U(0.97, 1.03): cosine ~0.999 to the original), as repeated prompts and templates leave in real pools."""
+    if share <= 0:
+        return X
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    dst = np.sort(rng.choice(np.arange(1, n), int(share * n), replace=False))
+    originals = np.setdiff1d(np.arange(n), dst)  # copies are of rows that stay themselves (row 0 always does)
+    src = originals[(rng.random(len(dst)) * np.searchsorted(originals, dst)).astype(np.int64)]  # an earlier one
+    take = np.arange(n)
+    take[dst] = src  # row dst becomes a near-copy of row src
+    out = X[take].copy()
+    noise = np.ones(n, bool)
+    noise[dst] = False
+    scale = rng.uniform(0.97, 1.03, out.nnz).astype(np.float32)
+    scale[np.repeat(noise, np.diff(out.indptr))] = 1.0
+    out.data *= scale
+    return out
+
+
+def write_store(path: Path, n: int, seed: int = 0, shard: int = 100_000, duplicates: float = 0.0) -> Path:
     """A finished ``sae`` store of ``n`` synthetic rows, written shard by shard (never one array in memory):
-    uint16 feature ids and float16 values, as ``mona embed`` writes pooled codes."""
+    uint16 feature ids and float16 values, as ``mona embed`` writes pooled codes; ``duplicates``: that share of
+    each shard's rows are near-copies of earlier rows of the shard (:func:`plant_duplicates`)."""
     import json
 
     from mona.io import atomic_write_lines
@@ -136,7 +158,7 @@ def write_store(path: Path, n: int, seed: int = 0, shard: int = 100_000) -> Path
     (path / "manifest.json").write_text(json.dumps(manifest))
     atomic_write_lines(path / "ids.jsonl", (f"s{i}" for i in range(n)))
     for k, a in enumerate(range(0, n, shard)):
-        X = synthetic_codes(min(shard, n - a), seed=seed * 100_003 + k, perm_seed=0)
+        X = plant_duplicates(synthetic_codes(min(shard, n - a), seed=seed * 100_003 + k, perm_seed=0), duplicates, k)
         arrays = {"indptr": X.indptr.astype(np.int64), "indices": X.indices.astype(np.uint16),
                   "values": X.data.astype(np.float16), "lengths": np.full(X.shape[0], 64, np.int32)}
         write_shard(path, k, arrays, "safetensors")
@@ -197,10 +219,10 @@ def bench_scale(args: argparse.Namespace) -> list[dict]:
 
     out: list[dict] = []
     for n in args.scale:
-        path = Path(args.store_dir) / f"bench-store-{n}"
+        path = Path(args.store_dir) / (f"bench-store-{n}" + (f"-dup{args.duplicates:g}" if args.duplicates else ""))
         if not (path / "manifest.json").exists():
             t = time.perf_counter()
-            write_store(path, n)
+            write_store(path, n, duplicates=args.duplicates)
             print(f"store of {n:,} rows written in {time.perf_counter() - t:.0f} s", flush=True)
         for task in args.tasks:
             cmd = [sys.executable, __file__, "--task", task, "--store", str(path), "--ratio", str(args.ratio)]
@@ -251,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: write stores of these sizes to --store-dir and run the scale tasks on each")
     ap.add_argument("--tasks", nargs="*", default=list(SCALE_TASKS), choices=SCALE_TASKS)
     ap.add_argument("--ratio", type=float, default=0.05)
+    ap.add_argument("--duplicates", type=float, default=0.0,
+                    help="--scale stores: this share of rows are planted near-copies of earlier rows")
     ap.add_argument("--store-dir", default="/tmp")
     ap.add_argument("--keep-store", action="store_true")
     ap.add_argument("--task-timeout", type=int, default=3600)
