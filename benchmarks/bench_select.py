@@ -167,7 +167,7 @@ def write_store(path: Path, n: int, seed: int = 0, shard: int = 100_000, duplica
     return path
 
 
-def run_task(task: str, store: str, target: str, ratio: float) -> dict:
+def run_task(task: str, store: str, target: str, ratio: float, dedup: float = 0.9) -> dict:
     """One scale task in this process; returns seconds, peak RSS and what the selection recorded."""
     import resource
 
@@ -188,7 +188,7 @@ def run_task(task: str, store: str, target: str, ratio: float) -> dict:
         from mona.select.matrices import PoolMatrices
         from mona.select.neighbours import near_pairs, pool_space
 
-        i, j, info = near_pairs(pool_space(PoolMatrices(pool), True), 0.9, "ivf")
+        i, j, info = near_pairs(pool_space(PoolMatrices(pool), True), dedup, "ivf")
         kept = int(keep_first(len(pool.ids), i, j).sum())
         info = {"dedup": {"kept": kept, "dropped": len(pool.ids) - kept, "pairs": int(len(i)), "index": info}}
     else:
@@ -200,7 +200,7 @@ def run_task(task: str, store: str, target: str, ratio: float) -> dict:
                               index="exact"),
             "max-ivf": dict(method="mona", ratio=ratio, similarity="cosine", aggregate="max", target=tgt,
                             index="ivf"),
-            "dedup": dict(method="random", n=1, dedup=0.9),
+            "dedup": dict(method="random", n=1, dedup=dedup),
             "kcenter": dict(method="kcenter", ratio=ratio),
             "simscale": dict(method="simscale", ratio=ratio),
             "mmr": dict(method="mmr", ratio=ratio, target=tgt),
@@ -225,7 +225,8 @@ def bench_scale(args: argparse.Namespace) -> list[dict]:
             write_store(path, n, duplicates=args.duplicates)
             print(f"store of {n:,} rows written in {time.perf_counter() - t:.0f} s", flush=True)
         for task in args.tasks:
-            cmd = [sys.executable, __file__, "--task", task, "--store", str(path), "--ratio", str(args.ratio)]
+            cmd = [sys.executable, __file__, "--task", task, "--store", str(path), "--ratio", str(args.ratio),
+                   "--dedup", str(args.dedup)]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.task_timeout)
             if proc.returncode != 0:
                 print(proc.stderr[-2000:], flush=True)
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: write stores of these sizes to --store-dir and run the scale tasks on each")
     ap.add_argument("--tasks", nargs="*", default=list(SCALE_TASKS), choices=SCALE_TASKS)
     ap.add_argument("--ratio", type=float, default=0.05)
+    ap.add_argument("--dedup", type=float, default=0.9, help="cosine threshold of the dedup tasks")
     ap.add_argument("--duplicates", type=float, default=0.0,
                     help="--scale stores: this share of rows are planted near-copies of earlier rows")
     ap.add_argument("--store-dir", default="/tmp")
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.task:
         import json
 
-        print(json.dumps(run_task(args.task, args.store, "", args.ratio), default=str))
+        print(json.dumps(run_task(args.task, args.store, "", args.ratio, args.dedup), default=str))
         return 0
     if args.scale:
         print(machine(), flush=True)

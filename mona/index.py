@@ -164,17 +164,17 @@ class Index:
             block = q[start : start + step]
             bar.update(block.shape[0])
             _, cand = self.faiss_index.search(self.prepare(block), want, params=params)
-            union = np.unique(cand[cand >= 0])
-            X = self._exact(union)
-            for j in range(cand.shape[0]):
-                c = cand[j][cand[j] >= 0]
-                if not len(c):
-                    continue
-                sub = X[np.searchsorted(union, c)]
-                exact = np.asarray(sub @ dense(block[j]).ravel(), np.float32).ravel()
-                top = np.lexsort((c, -exact))[:k]
-                scores[start + j, : len(top)] = exact[top]
-                rows[start + j, : len(top)] = c[top]
+            qi, ci = np.nonzero(cand >= 0)
+            exact = np.full(cand.shape, -np.inf, np.float32)
+            for c0 in range(0, len(qi), PAIRS_CHUNK):  # all candidate pairs of the block, a chunk at a time
+                bq, bc = qi[c0 : c0 + PAIRS_CHUNK], ci[c0 : c0 + PAIRS_CHUNK]
+                uniq, inverse = np.unique(cand[bq, bc], return_inverse=True)  # each candidate read once per chunk
+                exact[bq, bc] = row_dots(block[bq], self._exact(uniq)[inverse])
+            order = np.lexsort((np.where(cand >= 0, cand, np.iinfo(np.int64).max), -exact), axis=-1)[:, :k]
+            top_s, top_r = np.take_along_axis(exact, order, 1), np.take_along_axis(cand, order, 1)
+            found = np.isfinite(top_s)
+            scores[start : start + block.shape[0], : order.shape[1]] = np.where(found, top_s, -np.inf)
+            rows[start : start + block.shape[0], : order.shape[1]] = np.where(found, top_r, -1)
         bar.close()
         return scores, rows
 

@@ -58,8 +58,9 @@ def sketch(x: sp.csr_matrix, projection: np.ndarray, dims: int) -> np.ndarray:
 
 def row_dots(A: Any, B: Any) -> np.ndarray:
     """Row-wise dot products of two equally long stacks of rows (sparse or dense)."""
-    if sp.issparse(A) and sp.issparse(B):
-        return np.asarray(A.multiply(B).sum(axis=1), np.float64).ravel()
+    if sp.issparse(A) or sp.issparse(B):  # a sparse side keeps the product sparse (never densified)
+        S, D = (A, B) if sp.issparse(A) else (B, A)
+        return np.asarray(sp.csr_matrix(S).multiply(D).sum(axis=1), np.float64).ravel()
     return np.einsum("ij,ij->i", dense(A), dense(B)).astype(np.float64)
 
 

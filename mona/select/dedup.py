@@ -54,8 +54,9 @@ def keep_first(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return keep
 
 
-BLOCK = 4096
-"""``ivf`` dedup: rows per block (one index search for the block, one product for its own pairs)."""
+BLOCK = 1024
+"""``ivf`` dedup: rows per block (one index search for the block, one sparse product for its own pairs, whose
+cost grows with the block's square)."""
 
 
 def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | None = None, block: int = BLOCK,
@@ -80,13 +81,22 @@ def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | Non
         if kept[:a].any():
             s, _ = index.search(Q, 1, among=kept)
             drop = s[:, 0] >= threshold - 1e-6
-        S = Q @ Q.T
-        S = sp.triu(S, k=1).tocsr() if sp.issparse(S) else sp.csr_matrix(np.triu(np.asarray(S), k=1))
-        S.data[S.data < threshold - 1e-6] = 0
-        S.eliminate_zeros()
-        for i in np.flatnonzero(np.diff(S.indptr)):  # ascending: row i's own fate is already final
-            if not drop[i]:
-                drop[S.indices[S.indptr[i] : S.indptr[i + 1]]] = True
+        S = Q @ Q.T  # the block's own pairs
+        if sp.issparse(S):
+            S = S.tocsr()
+            i = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
+            j, sims = S.indices, S.data
+        else:
+            i, j = np.nonzero(np.asarray(S) >= threshold - 1e-6)
+            sims = np.asarray(S)[i, j]
+        near = (sims >= threshold - 1e-6) & (j > i)
+        i, j = i[near], j[near]
+        order = np.lexsort((j, i))
+        i, j = i[order], j[order]
+        starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]]) if len(i) else np.zeros(0, np.int64)
+        for a0, b0 in zip(starts, np.r_[starts[1:], len(i)][: len(starts)].astype(np.int64), strict=True):
+            if not drop[i[a0]]:  # ascending rows: row i's own fate is already final
+                drop[j[a0:b0]] = True
         kept[r[~drop]] = True
         bar.update(len(r))
     bar.close()
