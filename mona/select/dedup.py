@@ -103,6 +103,10 @@ def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | Non
     return kept, index_info(index, "ivf", method="nearest kept row", **{f"search_{k}": v for k, v in calib.items()})
 
 
+START_NPROBE = 4
+"""Lists probed per row where the nearest-kept-row search's tuning starts (doubled while recall is short)."""
+
+
 def calibrate_duplicates(index: Any, space: Space, threshold: float, count: int, target: float = 0.95) -> dict:
     """Tune the ivf search (:func:`mona.select.neighbours.tune_search`) for what dedup asks of it: of ``count``
     sampled rows that have a near-duplicate (exact cosine >= ``threshold``, one pass over the vectors), the
@@ -120,6 +124,7 @@ def calibrate_duplicates(index: Any, space: Space, threshold: float, count: int,
     if not has.any():
         return {**info, "recall": None}
     rows, Qd = pick[has], Q[np.flatnonzero(has)]
+    index.config = replace(index.config, nprobe=START_NPROBE)  # near-copies share a list: start narrow
 
     def recall_at(nprobe: int, rerank: int) -> float:
         index.config = replace(index.config, nprobe=nprobe, rerank=rerank)
