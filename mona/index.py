@@ -127,7 +127,17 @@ class Index:
             return sketch(x, self.projection, min(self.config.dims, self.width))
         return dense(x)
 
+    def hold(self) -> bool:
+        """Keep a store's normalised vectors in memory for exact re-ranking when they take at most
+        :data:`HOLD_MAX_BYTES` (candidates are scattered: gathered from memory, the store read once per index)."""
+        if self.held is None and isinstance(getattr(self.vectors, "source", None), Store) \
+                and self.vectors.nbytes() <= HOLD_MAX_BYTES:
+            self.held = normalize_rows(self.vectors.all())
+        return self.held is not None
+
     def _exact(self, rows: np.ndarray) -> Any:
+        if self.held is not None:
+            return self.held[rows]
         if self.vectors is None:
             raise MonaError("this index has no vectors attached for exact re-ranking")
         return normalize_rows(self.vectors.rows(rows))
@@ -208,12 +218,8 @@ class Index:
             raise MonaError("this index has no vectors attached for range searches")
         rows = np.arange(self.n) if rows is None else np.asarray(rows, np.int64)
         radius = threshold if self.kind == "flat" else threshold - self.config.margin
-        exact, held = self._exact, None
-        if isinstance(self.vectors.source, Store) and self.vectors.nbytes() <= HOLD_MAX_BYTES:
-            if self.held is None:  # candidates are scattered: gather them from memory (read once per index)
-                self.held = normalize_rows(self.vectors.all())
-            held = self.held
-            exact = held.__getitem__
+        held = self.held if self.hold() else None
+        exact = self._exact
         if self.kind == "ivf":
             key = round(float(threshold), 6)
             if key not in self.pairs_nprobe:  # calibrated on the first call's rows, reused by later calls

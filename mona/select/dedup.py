@@ -68,6 +68,7 @@ def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | Non
     returns (None, the calibration) and the caller lists the pairs instead."""
     config = config or IndexConfig()
     index = open_index(space, "ivf", config, progress)
+    index.hold()  # every row is a query and a candidate: keep the vectors in memory when they fit
     n = space.n
     calib = calibrate_duplicates(index, space, threshold, 16 * config.recall_queries, target)
     if calib["recall"] is not None and calib["recall"] < target:
