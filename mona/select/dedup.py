@@ -60,14 +60,15 @@ cost grows with the block's square)."""
 
 
 def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | None = None, block: int = BLOCK,
-                       progress: bool = True, target: float = 0.95) -> tuple[np.ndarray | None, dict[str, Any]]:
+                       progress: bool = True, target: float = 0.95,
+                       index: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """(n,) bool, the rows :func:`keep_first` keeps, found without listing pairs: each block of rows asks the
     index for every row's nearest kept earlier row, then resolves the block's own pairs in row order. The
     search is first tuned to find the near-duplicates of sampled rows (:func:`calibrate_duplicates`); when it
     cannot find ``target`` of them (near-duplicates that barely stand out from their rows' other neighbours),
     returns (None, the calibration) and the caller lists the pairs instead."""
     config = config or IndexConfig()
-    index = open_index(space, "ivf", config, progress)
+    index = index or open_index(space, "ivf", config, progress)
     index.hold()  # every row is a query and a candidate: keep the vectors in memory when they fit
     n = space.n
     calib = calibrate_duplicates(index, space, threshold, 16 * config.recall_queries, target)
@@ -147,15 +148,16 @@ def near_duplicates(pool: Any, threshold: float, options: Any = None, index: str
     path = resolve(index, space.n, space.width)
     if path == "none":
         path = "exact"
-    keep, pairs = None, None
-    if path == "ivf":
-        keep, info = keep_first_indexed(space, float(threshold), progress=progress)
+    keep, pairs, opened = None, None, None
+    if path == "ivf":  # one index (and its held vectors) for the search and, if it falls short, the pairs
+        opened = open_index(space, "ivf", None, progress)
+        keep, info = keep_first_indexed(space, float(threshold), progress=progress, index=opened)
         if keep is None:
             log.warning("dedup: the index finds %.0f%% of sampled near-duplicates (>= %.2f) as nearest neighbours; "
                         "listing every pair above the threshold instead (slower)", 100 * info["recall"], threshold)
             fallback = {f"search_{k}": v for k, v in info.items()}
     if keep is None:
-        i, j, info = near_pairs(space, float(threshold), path, progress=progress)
+        i, j, info = near_pairs(space, float(threshold), path, progress=progress, index=opened)
         keep, pairs = keep_first(space.n, i, j), int(len(i))
         if path == "ivf":
             info = {**info, "method": "pairs", **fallback}

@@ -280,7 +280,8 @@ def _merge(lists: dict[int, tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.
 
 
 def near_pairs(space: Space, threshold: float, path: str, rows: np.ndarray | None = None,
-               config: IndexConfig | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+               config: IndexConfig | None = None, progress: bool = True,
+               index: Index | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Pairs ``(i, j)``, ``i`` in ``rows`` (default all), ``j != i``, with cosine >= ``threshold``: (i, j, info).
 
     ``exact``: blocked products over all rows (sparse codes) or a flat index's range search (dense vectors);
@@ -289,7 +290,7 @@ def near_pairs(space: Space, threshold: float, path: str, rows: np.ndarray | Non
     if path == "exact" and space.vectors.sparse:
         i, j = _exact_sparse_pairs(space, threshold, rows, progress)
         return i, j, {"path": "exact", "kind": "sparse products"}
-    index = open_index(space, "flat" if path == "exact" else "ivf", config, progress)
+    index = index or open_index(space, "flat" if path == "exact" else "ivf", config, progress)
     i, j, _ = index.pairs(threshold, rows, progress)
     return i, j, index_info(index, path)
 
