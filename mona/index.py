@@ -4,8 +4,9 @@ Similarity is cosine: inner product of L2-normalised vectors. Two index kinds:
 
 * ``flat``: ``IndexFlatIP`` over the normalised (densified) vectors: exact; ``auto`` picks it while
   ``n * width * 4`` bytes fit under ``flat_max_bytes``.
-* ``ivf``: above that, the normalised vectors are projected to at most 1024 dimensions (a random projection for
-  wide sparse codes, applied on the sparse rows; PCA or a random rotation for dense ones) and indexed with IVF +
+* ``ivf``: above that, the normalised vectors are projected to at most 1024 dimensions (for wide sparse codes a
+  count sketch applied on the sparse rows, in which the heaviest features keep a dimension each; PCA or a random
+  rotation for dense ones) and indexed with IVF +
   8-bit scalar quantisation. The index only proposes candidates (``k * rerank`` per query, or pairs above
   ``threshold - margin`` for range searches); they are re-ranked by their exact cosine on the vectors
   themselves, so returned scores are always exact and only recall is approximate.
@@ -45,6 +46,9 @@ CODES_SPACE: dict[str, Any] = {"vectors": "codes"}
 SEARCH_CANDIDATES = 1 << 20
 """``ivf`` k-NN searches propose at most about this many candidate rows per block of queries (their exact vectors
 are gathered to re-rank them), so memory does not grow with ``k · rerank``."""
+SKETCH = "heavy-features"
+"""How ``ivf`` indexes over wide sparse codes project them (:func:`mona.vectors.count_sketch` with the features'
+mass): recorded in ``index.json``; an index saved with another projection is rebuilt on use."""
 HOLD_MAX_BYTES = 4 << 30
 """Range searches over a store hold its normalised vectors in memory up to this size (else rows are gathered
 from the shards' memory maps per block of queries)."""
@@ -321,7 +325,8 @@ class Index:
             atomic_write(folder / "projection.npy", lambda tmp: _save_npy(tmp, self.projection))
         meta = {"config": asdict(self.config), "kind": self.kind, "n": self.n, "width": self.width,
                 "store": self.store_key, "space": self.space, "sha256": sha256_file(folder / "index.faiss"),
-                "projection": self.projection is not None, "recall": self.info.get("recall")}
+                "projection": self.projection is not None, "recall": self.info.get("recall"),
+                "sketch": SKETCH if self.projection is not None else None}
         atomic_write_json(folder / "index.json", meta)
         return folder
 
@@ -376,10 +381,24 @@ def build_index(source: Any, config: IndexConfig | None = None, *, save: bool = 
     if kind == "ivf":
         built.info.update(nlist=int(faiss.extract_index_ivf(index).nlist), nprobe=config.nprobe,
                           rerank=config.rerank, dims=int(min(config.dims, width)))
+        if projection is not None:
+            built.info["sketch"] = SKETCH
     if save and store is not None:
         built.save(index_folder(store, built.space))
     log.info("index: %s over %d vectors of width %d in %.1f s", kind, n, width, built.info["build_s"])
     return built
+
+
+def empty_ivf(vectors: Vectors, expected: int, config: IndexConfig | None = None) -> Index:
+    """An ``ivf`` index trained on a sample of ``vectors`` (lists sized for ``expected`` rows) with none added: for
+    a subset of rows that grows as a method runs (e.g. the samples kept so far)."""
+    config = config or IndexConfig()
+    index, projection = _ivf(vectors, max(1, expected), vectors.width, config)
+    import faiss
+
+    out = Index(index, config, "ivf", 0, vectors.width, None, projection=projection)
+    out.info = {"kind": "ivf", "nlist": int(faiss.extract_index_ivf(index).nlist), "built": True}
+    return out
 
 
 def _ivf(vectors: Vectors, n: int, width: int, config: IndexConfig) -> tuple[Any, np.ndarray | None]:
@@ -388,18 +407,20 @@ def _ivf(vectors: Vectors, n: int, width: int, config: IndexConfig) -> tuple[Any
     dims = min(config.dims, width)
     nlist = config.nlist or int(math.sqrt(n))
     nlist = max(1, min(nlist, n // 39 if n >= 39 else 1))
-    projection = None
-    if vectors.sparse and dims < width:  # sketch the sparse rows directly (never densify 16k-wide codes)
-        projection = count_sketch(width, dims, config.seed)
-    train: list[np.ndarray] = []
+    train: list[Any] = []
     taken = 0
-    probe = Index(None, config, "ivf", n, width, vectors, projection=projection)
     for _, block in vectors.blocks():  # the first train_size vectors (stores are in input order)
-        train.append(probe.prepare(block))
+        train.append(normalize_rows(block))
         taken += block.shape[0]
         if taken >= config.train_size:
             break
-    xt = np.concatenate(train)[: config.train_size]
+    projection = None
+    if vectors.sparse and dims < width:  # sketch the sparse rows directly (never densify 16k-wide codes)
+        sample = sp.vstack(train, format="csr")[: config.train_size]
+        mass = np.bincount(sample.indices, np.square(sample.data, dtype=np.float64), minlength=width)
+        projection = count_sketch(width, dims, config.seed, mass)  # the heaviest features get their own dims
+    probe = Index(None, config, "ivf", n, width, vectors, projection=projection)
+    xt = np.concatenate([probe.prepare(b) for b in train])[: config.train_size]
     in_dims = xt.shape[1]
     transform = None
     if in_dims > dims:
@@ -459,6 +480,8 @@ def load_index(store: Store, space: dict[str, Any] | None = None, config_check: 
     out = Index(index, IndexConfig(**meta["config"]), meta["kind"], int(meta["n"]), int(meta["width"]),
                 vectors or Vectors(store), meta["store"], space, projection)
     out.info = {"kind": out.kind, "n": out.n, "width": out.width, "built": False, "recall": meta.get("recall")}
+    if projection is not None:
+        out.info["sketch"] = meta.get("sketch")
     if out.kind == "ivf":
         out.info.update(nlist=int(faiss.extract_index_ivf(index).nlist), nprobe=out.config.nprobe,
                         rerank=out.config.rerank)
@@ -474,6 +497,8 @@ def index_for(store: Store | None, vectors: Vectors, space: dict[str, Any], conf
         if (folder / "index.json").exists():
             try:
                 index = load_index(store, space, vectors=vectors)
+                if index.projection is not None and index.info.get("sketch") != SKETCH:
+                    raise MonaError("it was built with the plain count sketch of earlier versions")
                 if index.kind == kind:
                     index.config.nprobe, index.config.rerank = config.nprobe, config.rerank
                     if kind == "ivf":

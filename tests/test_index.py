@@ -80,3 +80,57 @@ def test_saved_beside_store_and_reloaded(tmp_path, tiny):
     (tmp_path / "o" / "index").symlink_to(tmp_path / "s" / "index")
     with pytest.raises(ArtifactMismatch, match="different store"):
         load_index(other)
+
+
+def zipf_codes(n: int, width: int, seed: int) -> sp.csr_matrix:
+    """Rows of Zipf-distributed feature draws (log-normal values): a few frequent features carry most of each
+    row's norm, as in pooled SAE codes."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, width + 1)
+    counts = rng.integers(150, 451, n)
+    idx = rng.permutation(width)[rng.choice(width, counts.sum(), p=p / p.sum())]
+    m = sp.csr_matrix((rng.lognormal(-2, 1, idx.size), idx, np.r_[0, np.cumsum(counts)]), shape=(n, width),
+                      dtype=np.float32)
+    m.sum_duplicates()
+    return m
+
+
+def test_sketch_gives_the_heaviest_features_their_own_dimensions():
+    from mona.vectors import count_sketch, normalize_rows, row_dots, sketch
+
+    X = normalize_rows(zipf_codes(2000, 4096, 0))
+    mass = np.bincount(X.indices, np.square(X.data, dtype=np.float64), minlength=4096)
+    heavy = count_sketch(4096, 128, 0, mass)
+    per_dim = np.bincount(heavy[0].astype(int), minlength=128)
+    assert (per_dim[heavy[0, np.argsort(-mass)[:8]].astype(int)] == 1).all()  # the heaviest collide with nothing
+    # features of equal mass: nothing gained by a dedicated dimension, a plain count sketch
+    assert np.bincount(count_sketch(4096, 128, 0, np.ones(4096))[0].astype(int), minlength=128).min() > 1
+    A, B = X[:1000], X[1000:]
+    true = row_dots(A, B)
+
+    def error(projection):
+        return np.abs(np.einsum("ij,ij->i", sketch(A, projection, 128), sketch(B, projection, 128)) - true).mean()
+
+    assert error(heavy) < 0.5 * error(count_sketch(4096, 128, 0))  # measured: 0.014 vs 0.046
+
+
+def test_index_saved_with_the_plain_sketch_is_rebuilt(tmp_path, caplog):
+    import json
+    import logging
+
+    from mona.index import index_folder, index_for
+    from mona.vectors import Vectors
+    from tests.select.test_neighbours import write_store
+
+    store = write_store(tmp_path / "pool", zipf_codes(400, 1024, 0))
+    config = IndexConfig(kind="ivf", dims=64, nlist=4)
+    built = build_index(store, config, progress=False, kind="ivf")
+    assert built.info["sketch"] == "heavy-features"
+    assert index_for(store, Vectors(store), {"vectors": "codes"}, config, "ivf", False).info["built"] is False
+    meta_path = index_folder(store) / "index.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["sketch"]  # as written by earlier versions
+    meta_path.write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING):
+        again = index_for(store, Vectors(store), {"vectors": "codes"}, config, "ivf", False)
+    assert again.info["built"] is True and "plain count sketch" in caplog.text

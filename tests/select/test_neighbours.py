@@ -149,6 +149,26 @@ def test_simscale_ivf_keeps_the_brute_force_rows(codes):
     assert ivf.info["index"]["path"] == "ivf"
 
 
+def test_simscale_index_of_kept_samples_keeps_the_brute_force_rows(monkeypatch):
+    """Past the first kept rows (compared exactly), visited blocks meet the kept rows through an index of the kept
+    rows alone: the same rows as brute force, and the exact audit of sampled kept rows finds no miss."""
+    from mona.select.inputs import binarize_codes
+    from mona.select.methods import simscale as ss
+    from mona.select.neighbours import Space
+    from mona.vectors import Vectors
+    from tests.test_index import zipf_codes
+
+    codes = zipf_codes(6000, 4096, 3)
+    space = Space(Vectors(codes, lambda x: binarize_codes(x, 0.0)), {"vectors": "codes", "binarize": True})
+    monkeypatch.setattr(ss, "EXACT_KEPT", 200)
+    got = ss.simscale_ivf(space, 2000, 0.3, block=256)
+    want = ss.simscale(codes, 2000, 0.0, 0.3, block=256)
+    assert np.array_equal(got.rows, want.rows)
+    info = got.info["index"]
+    assert info["over"] == "kept samples" and info["proposed"] > 0  # the index served the later blocks
+    assert info["audited"] == 256 and info["missed"] == 0
+
+
 def test_keep_first_keeps_lowest_row_of_each_group():
     # 0~3, 3~5 (chain), 1~2: row 3 goes (0 kept), row 5 stays (its only neighbour 3 was dropped), row 2 goes
     keep = keep_first(6, np.array([3, 0, 5, 2]), np.array([0, 3, 3, 1]))
@@ -331,3 +351,20 @@ def test_ivf_dedup_lists_pairs_when_the_search_misses_near_duplicates(monkeypatc
     assert d["dropped"] == 100 and d["pairs"] >= 100
     assert d["index"]["method"] == "pairs" and d["index"]["search_recall"] == 0.5
     assert "listing every pair" in caplog.text
+
+
+def test_ivf_dedup_on_codes_dominated_by_frequent_features():
+    """Zipf-distributed codes (frequent features carry most of the norm, near-duplicates at 0.9 sit among many
+    neighbours at 0.8-0.87): the nearest-kept-row search is trusted (no pair listing) and drops what the exact
+    pairwise rule drops, up to a few rows."""
+    from mona.select.dedup import keep_first_indexed
+    from mona.select.neighbours import _exact_sparse_pairs, pool_space
+    from mona.select.matrices import PoolMatrices
+    from tests.test_index import zipf_codes
+
+    space = pool_space(PoolMatrices(pool_of(zipf_codes(4000, 4096, 1))), True)
+    i, j = _exact_sparse_pairs(space, 0.9, None, progress=False)
+    want = keep_first(space.n, i, j)
+    got, info = keep_first_indexed(space, 0.9, progress=False)
+    assert got is not None and info["search_recall"] >= 0.95
+    assert (~got).sum() >= 0.95 * (~want).sum() and (got != want).sum() <= 0.05 * (~want).sum()

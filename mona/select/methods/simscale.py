@@ -17,7 +17,9 @@ from tqdm.auto import tqdm
 from mona.errors import MonaError
 from mona.select.inputs import binarize_codes
 from mona.select.methods.base import OWN_FEATURES, Context, Method, Picked, own_features
-from mona.select.neighbours import binary_space, open_index, pool_rows, resolve
+from mona.index import IndexConfig, empty_ivf
+from mona.select.neighbours import binary_space, pool_rows, resolve
+from mona.vectors import row_dots
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +64,28 @@ class SimScale(Method):
         return p
 
 
-def _max_jaccard_to_kept(Bb: sp.csr_matrix, sb: np.ndarray, kept_T: sp.csr_matrix | None,
-                         kept_sizes: np.ndarray) -> np.ndarray:
-    """Per row of the binary block ``Bb`` (active-set sizes ``sb``), its largest Jaccard similarity to the kept
-    rows (``kept_T``: (F, K) binary, sizes ``kept_sizes``); 0 when nothing is kept yet."""
-    if kept_T is None:
-        return np.zeros(Bb.shape[0])
+class ExactKept:
+    """The kept samples' active sets, compared with a block of visited samples by one sparse product."""
+
+    def __init__(self) -> None:
+        self.kept_T: sp.csr_matrix | None = None  # (F, K) binary
+        self.sizes = np.zeros(0)
+
+    def best(self, Bb: sp.csr_matrix, sb: np.ndarray) -> np.ndarray:
+        """Per row of the binary block ``Bb`` (active-set sizes ``sb``), its largest Jaccard similarity to the
+        kept rows; 0 when nothing is kept yet."""
+        if self.kept_T is None:
+            return np.zeros(Bb.shape[0])
+        return _max_jaccard(Bb, sb, self.kept_T, self.sizes)
+
+    def add(self, Bk: sp.csr_matrix, sk: np.ndarray) -> None:
+        add = Bk.T.tocsr()
+        self.kept_T = add if self.kept_T is None else sp.hstack([self.kept_T, add], format="csr")
+        self.sizes = np.concatenate([self.sizes, sk])
+
+
+def _max_jaccard(Bb: sp.csr_matrix, sb: np.ndarray, kept_T: sp.csr_matrix, kept_sizes: np.ndarray) -> np.ndarray:
     inter = (Bb @ kept_T).tocsr()
-    inter.sort_indices()
     sim = inter.copy()
     denom = sb[np.repeat(np.arange(Bb.shape[0]), np.diff(inter.indptr))] + kept_sizes[inter.indices] - inter.data
     sim.data = np.where(denom > 0, inter.data / np.where(denom > 0, denom, 1), 0.0)
@@ -77,119 +93,173 @@ def _max_jaccard_to_kept(Bb: sp.csr_matrix, sb: np.ndarray, kept_T: sp.csr_matri
 
 
 def simscale(
-    X: sp.csr_matrix,
+    X: sp.csr_matrix | None,
     n: int,
     threshold: float = 0.0,
     sim_threshold: float = 0.5,
     order: str = "features",
     seed: int = 0,
     block: int = 2048,
+    *,
+    sizes: np.ndarray | None = None,
+    rows_of: Any = None,
+    kept: Any = None,
 ) -> Picked:
     """SAE-SimScale: keep samples in visit order unless Jaccard(active sets) to a kept one > ``sim_threshold``.
 
     Score = 1 − the largest similarity to a previously kept sample (1 for the first). Fewer than ``n`` rows
-    come back when the pool runs out of sufficiently dissimilar samples (logged).
+    come back when the pool runs out of sufficiently dissimilar samples (logged). Each block of visited rows is
+    compared with the kept ones through ``kept`` (:class:`ExactKept` by default, :class:`IndexedKept` at scale)
+    and with itself by one sparse product; ``rows_of``/``sizes`` read the binary rows and their active-set sizes
+    when ``X`` is not given (a store streamed by row).
     """
-    B = binarize_codes(X, threshold)
-    N = B.shape[0]
-    sizes = np.diff(B.indptr).astype(np.float64)
-    if order == "features":
-        visit = np.lexsort((np.arange(N), -sizes))
-    else:
-        visit = np.random.default_rng(seed).permutation(N)
-    kept: list[int] = []
-    kept_scores: list[float] = []
-    kept_T = None  # (F, K) binary matrix of kept rows
+    if X is not None:
+        B = binarize_codes(X, threshold)
+        sizes, rows_of = np.diff(B.indptr).astype(np.float64), lambda r: B[r]
+    N = len(sizes)
+    kept = kept or ExactKept()
+    visit = np.lexsort((np.arange(N), -sizes)) if order == "features" else np.random.default_rng(seed).permutation(N)
+    rows: list[int] = []
+    scores: list[float] = []
     bar = tqdm(total=N, desc="simscale", disable=N < 20_000, leave=False)
     for a in range(0, N, block):
-        rows = visit[a : a + block]
-        Bb = B[rows]
-        sb = sizes[rows]
-        max_kept = _max_jaccard_to_kept(Bb, sb, kept_T, sizes[np.asarray(kept, np.int64)])
+        vb = visit[a : a + block]
+        Bb, sb = rows_of(vb), sizes[vb]
+        max_kept = kept.best(Bb, sb)
         inner = (Bb @ Bb.T).toarray()
         denom = sb[:, None] + sb[None, :] - inner
         J = np.where(denom > 0, inner / np.where(denom > 0, denom, 1), 0.0)
         new_local: list[int] = []
-        for i in range(len(rows)):
+        for i in range(len(vb)):
             if max_kept[i] > sim_threshold:
                 continue
             m = float(J[i, new_local].max()) if new_local else 0.0
             if m > sim_threshold:
                 continue
             new_local.append(i)
-            kept.append(int(rows[i]))
-            kept_scores.append(1.0 - max(m, float(max_kept[i])))
-            if len(kept) >= n:
+            rows.append(int(vb[i]))
+            scores.append(1.0 - max(m, float(max_kept[i])))
+            if len(rows) >= n:
                 break
-        bar.update(len(rows))
-        if len(kept) >= n:
+        bar.update(len(vb))
+        if len(rows) >= n:
             break
         if new_local:
-            add = Bb[new_local].T.tocsr()
-            kept_T = add if kept_T is None else sp.hstack([kept_T, add], format="csr")
+            kept.add(Bb[new_local], sb[new_local])
     bar.close()
-    if len(kept) < n:
+    if len(rows) < n:
         log.warning("simscale kept %d of the %d requested: no other sample is below similarity %.2f to the kept "
-                    "ones", len(kept), n, sim_threshold)
-    return Picked(
-        np.asarray(kept, np.int64),
-        np.asarray(kept_scores),
-        None,
-        {"visited": int(min(N, a + block)), "kept": len(kept)},
-    )
+                    "ones", len(rows), n, sim_threshold)
+    return Picked(np.asarray(rows, np.int64), np.asarray(scores), None,
+                  {"visited": int(min(N, a + block)), "kept": len(rows)})
 
 
+EXACT_KEPT = 4096
+""":class:`IndexedKept` compares visited rows with every kept row by sparse products up to this many kept rows."""
+PROPOSALS = 32
+""":class:`IndexedKept`: kept rows the index proposes per visited row (their Jaccard is computed exactly)."""
+
+
+class IndexedKept:
+    """The kept samples in an IVF index of their own (trained on a sample of the pool, with its sketch), so a
+    visited row is compared with the :data:`PROPOSALS` kept rows nearest by cosine instead of all of them; their
+    Jaccard is exact. Jaccard ``J > t`` implies cosine ``> 2t/(1+t)`` for binary vectors, and the kept rows are
+    pairwise dissimilar, so a kept row too similar to a visited one ranks among its nearest kept rows. The kept
+    active sets are held in memory (one growing CSR); the first :data:`EXACT_KEPT` are compared exactly."""
+
+    def __init__(self, space: Any, expected: int, config: IndexConfig) -> None:
+        self.index = empty_ivf(space.vectors, expected, config)
+        self.rows = GrowingRows(space.width)
+        self.sizes = np.zeros(0)
+        self.proposed = 0
+
+    def best(self, Bb: sp.csr_matrix, sb: np.ndarray) -> np.ndarray:
+        count = len(self.sizes)
+        if count == 0:
+            return np.zeros(Bb.shape[0])
+        K = self.rows.matrix()
+        if count <= EXACT_KEPT:
+            return _max_jaccard(Bb, sb, K.T.tocsr(), self.sizes)
+        _, cand = self.index.faiss_index.search(self.index.prepare(Bb), min(PROPOSALS, count))
+        qi, ci = np.nonzero(cand >= 0)
+        kr = cand[qi, ci]
+        self.proposed += len(kr)
+        inter = row_dots(Bb[qi], K[kr])
+        union = sb[qi] + self.sizes[kr] - inter
+        out = np.zeros(Bb.shape[0])
+        np.maximum.at(out, qi, np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0))
+        return out
+
+    def add(self, Bk: sp.csr_matrix, sk: np.ndarray) -> None:
+        self.rows.append(Bk)
+        self.sizes = np.concatenate([self.sizes, sk])
+        self.index.faiss_index.add(self.index.prepare(Bk))  # FAISS numbers them in kept order
+
+    def audit(self, count: int, threshold: float, seed: int) -> dict[str, Any]:
+        """Of ``count`` sampled kept rows past the first :data:`EXACT_KEPT`, how many an exact comparison with
+        every row kept before them would have dropped (the index's misses)."""
+        K, total = self.rows.matrix(), len(self.sizes)
+        if total <= EXACT_KEPT:
+            return {"audited": 0, "missed": 0}
+        pick = np.sort(np.random.default_rng(seed).choice(np.arange(EXACT_KEPT, total), min(count, total - EXACT_KEPT),
+                                                          replace=False))
+        Kp_T, best = K[pick].T.tocsr(), np.zeros(len(pick))
+        for a in range(0, int(pick.max()), 65_536):  # every earlier kept row, a slice of rows at a time
+            inter = (K[a : a + 65_536] @ Kp_T).toarray()
+            union = self.sizes[a : a + 65_536, None] + self.sizes[pick][None, :] - inter
+            J = np.where(np.arange(a, a + inter.shape[0])[:, None] < pick[None, :], inter / np.maximum(union, 1e-12), 0)
+            best = np.maximum(best, J.max(axis=0))
+        missed = int(np.sum(best > threshold))
+        return {"audited": int(len(pick)), "missed": int(missed)}
+
+
+class GrowingRows:
+    """Rows appended block by block into capacity-doubling buffers, viewed as one CSR without copying."""
+
+    def __init__(self, width: int) -> None:
+        self.width, self.n, self.nnz = width, 0, 0
+        self.indptr = np.zeros(1024, np.int64)
+        self.indices = np.zeros(1 << 16, np.int32)
+        self.data = np.zeros(1 << 16, np.float32)
+
+    def append(self, X: sp.csr_matrix) -> None:
+        X = sp.csr_matrix(X)
+        m, z = X.shape[0], X.nnz
+        while self.n + m + 1 > len(self.indptr):
+            self.indptr = np.concatenate([self.indptr, np.zeros(len(self.indptr), np.int64)])
+        while self.nnz + z > len(self.indices):
+            self.indices = np.concatenate([self.indices, np.zeros(len(self.indices), np.int32)])
+            self.data = np.concatenate([self.data, np.zeros(len(self.data), np.float32)])
+        self.indptr[self.n + 1 : self.n + m + 1] = self.nnz + X.indptr[1:]
+        self.indices[self.nnz : self.nnz + z] = X.indices
+        self.data[self.nnz : self.nnz + z] = X.data
+        self.n, self.nnz = self.n + m, self.nnz + z
+
+    def matrix(self) -> sp.csr_matrix:
+        return sp.csr_matrix((self.data[: self.nnz], self.indices[: self.nnz], self.indptr[: self.n + 1]),
+                             shape=(self.n, self.width), copy=False)
 
 
 def simscale_ivf(space: Any, n: int, sim_threshold: float = 0.5, order: str = "features", seed: int = 0,
-                 block: int = 4096) -> Picked:
-    """SimScale with neighbours from the index over binarised codes: Jaccard ``J > t`` implies cosine
-    ``> 2t/(1+t)`` for binary vectors, so each visited block asks the index for its pairs above that cosine and
-    checks their Jaccard exactly (``J = I / (|A| + |B| − I)``, ``I = cos·sqrt(|A||B|)``). With exact neighbours
-    the kept rows are those of brute force; the score is 1 − the largest Jaccard among the kept samples found
-    that way (samples below the cosine bound are not searched)."""
-    index = open_index(space, "ivf")
+                 block: int = 4096, config: IndexConfig | None = None) -> Picked:
+    """SimScale over a large pool: the visited rows are read from the store block by block, and compared with
+    the kept ones through an index of the kept rows alone (:class:`IndexedKept`), whose size grows with the
+    budget, not the pool. An exact audit of sampled kept rows measures what the index missed."""
+    import faiss
+
+    config = config or IndexConfig()
     sizes = np.concatenate([np.diff(b.indptr) for _, b in space.vectors.blocks()]).astype(np.float64)
-    N = len(sizes)
-    visit = np.lexsort((np.arange(N), -sizes)) if order == "features" else np.random.default_rng(seed).permutation(N)
-    radius = 2 * sim_threshold / (1 + sim_threshold)
-    kept = np.zeros(N, bool)
-    rows: list[int] = []
-    scores: list[float] = []
-    visited = 0
-    for a in tqdm(range(0, N, block), desc="simscale", leave=False, disable=N < 20_000):
-        vb = visit[a : a + block]
-        i, j, _ = index.pairs(radius, vb, progress=False, nprobe=index.config.nprobe)
-        inter = _cosines(space, i, j) * np.sqrt(sizes[i] * sizes[j])
-        jac = np.where(sizes[i] + sizes[j] - inter > 0, inter / np.maximum(sizes[i] + sizes[j] - inter, 1e-12), 0.0)
-        order_i = np.argsort(i, kind="stable")
-        i, j, jac = i[order_i], j[order_i], jac[order_i]
-        for r in vb:
-            visited += 1
-            lo, hi = np.searchsorted(i, r), np.searchsorted(i, r, side="right")
-            near = jac[lo:hi][kept[j[lo:hi]]]
-            best = float(near.max()) if len(near) else 0.0
-            if best > sim_threshold:
-                continue
-            kept[r] = True
-            rows.append(int(r))
-            scores.append(1.0 - best)
-            if len(rows) >= n:
-                break
-        if len(rows) >= n:
-            break
-    if len(rows) < n:
-        log.warning("simscale kept %d of the %d requested: no other sample is below similarity %.2f to the kept ones",
-                    len(rows), n, sim_threshold)
-    info = {**index.info, "path": "ivf", "cosine_bound": round(radius, 6)}
-    return Picked(np.asarray(rows, np.int64), np.asarray(scores), None,
-                  {"visited": visited, "kept": len(rows), "index": info})
+    kept = IndexedKept(space, n, config)
+    faiss.extract_index_ivf(kept.index.faiss_index).nprobe = int(config.nprobe)
+    p = simscale(None, n, 0.0, sim_threshold, order, seed, block, sizes=sizes, rows_of=space.vectors.rows, kept=kept)
+    audit = kept.audit(AUDIT, sim_threshold, seed)
+    if audit["audited"] and audit["missed"]:
+        log.warning("simscale: %d of %d audited kept samples had a kept sample above similarity %.2f that the index "
+                    "did not propose", audit["missed"], audit["audited"], sim_threshold)
+    p.info["index"] = {"path": "ivf", "kind": "ivf", "over": "kept samples", **kept.index.info,
+                       "nprobe": int(config.nprobe), "proposals": PROPOSALS, "proposed": int(kept.proposed), **audit}
+    return p
 
 
-def _cosines(space: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    from mona.vectors import normalize_rows
-
-    if not len(i):
-        return np.zeros(0)
-    A, B = normalize_rows(space.vectors.rows(i)), normalize_rows(space.vectors.rows(j))
-    return np.asarray(A.multiply(B).sum(axis=1), np.float64).ravel()
+AUDIT = 256
+"""Kept rows :func:`simscale_ivf` checks exactly against every earlier kept row (its recall measurement)."""
