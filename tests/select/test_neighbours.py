@@ -358,8 +358,8 @@ def test_ivf_dedup_on_codes_dominated_by_frequent_features():
     neighbours at 0.8-0.87): the nearest-kept-row search is trusted (no pair listing) and drops what the exact
     pairwise rule drops, up to a few rows."""
     from mona.select.dedup import keep_first_indexed
-    from mona.select.neighbours import _exact_sparse_pairs, pool_space
     from mona.select.matrices import PoolMatrices
+    from mona.select.neighbours import _exact_sparse_pairs, pool_space
     from tests.test_index import zipf_codes
 
     space = pool_space(PoolMatrices(pool_of(zipf_codes(4000, 4096, 1))), True)

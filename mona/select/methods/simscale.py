@@ -15,9 +15,9 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from mona.errors import MonaError
+from mona.index import IndexConfig, empty_ivf
 from mona.select.inputs import binarize_codes
 from mona.select.methods.base import OWN_FEATURES, Context, Method, Picked, own_features
-from mona.index import IndexConfig, empty_ivf
 from mona.select.neighbours import binary_space, pool_rows, resolve
 from mona.vectors import row_dots
 
