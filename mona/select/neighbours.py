@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from mona.errors import MonaError
-from mona.index import Index, IndexConfig, index_for
+from mona.index import HOLD_MAX_BYTES, Index, IndexConfig, index_for
 from mona.io import json_hash
 from mona.select.inputs import binarize_codes
 from mona.select.matrices import reweight
@@ -318,14 +318,18 @@ def _exact_sparse_pairs(space: Space, threshold: float, rows: np.ndarray | None,
 
 
 def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None = None,
-                progress: bool = True, nprobe: int = 8) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                progress: bool = True, nprobe: int = 8, hold_bytes: int | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Farthest-point greedy whose distance updates visit only the rows of the ``nprobe`` inverted lists nearest
-    each new centre (exact cosine distances on the vectors), after one exact pass for the first centre.
+    each new centre, after one exact pass for the first centre.
 
     The vectors are held once, reordered so that every inverted list is one contiguous slice: an update is a few
     slice products, and the farthest row is found from one running maximum per list. Rows outside the probed
     lists keep their distance to the nearest centre found so far (an upper bound), so picks follow
-    farthest-point greedy approximately; the scores are the distances the greedy used."""
+    farthest-point greedy approximately; the scores are the distances the greedy used. Distances are exact
+    cosines on the vectors while they fit in ``hold_bytes`` (:data:`mona.index.HOLD_MAX_BYTES`); above that (10M
+    pooled codes take ~16 GB) the index's sketch of every row is held instead, in bfloat16 (512 bytes a row),
+    and distances are cosines of the sketches (``info["distances"]``)."""
     config = config or IndexConfig()
     index = open_index(space, "ivf", config, progress)
     owner = index.lists()
@@ -333,15 +337,14 @@ def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None 
     order = np.argsort(owner, kind="stable")  # position p holds row order[p]; list l is positions bounds[l]..
     bounds = np.searchsorted(owner[order], np.arange(n_lists + 1))
     nprobe = min(nprobe, n_lists)
-    X = normalize_rows(space.vectors.all())  # read once: the probes and the distances come from this copy
-    probes = np.concatenate([index.probe(X[a : a + 65_536], nprobe) for a in range(0, space.n, 65_536)])
-    X = X[order]
-    parts = [X[bounds[lst] : bounds[lst + 1]] for lst in range(n_lists)]  # sliced once, not per pick
+    hold_bytes = HOLD_MAX_BYTES if hold_bytes is None else hold_bytes
+    exact = not (space.vectors.sparse and index.projection is not None) or space.vectors.nbytes() <= hold_bytes
+    X, probes = _held_in_list_order(space, index, order, nprobe, exact)
     first_row = int(np.random.default_rng(seed).integers(space.n))
     first = int(np.flatnonzero(order == first_row)[0])
-    mind = 1.0 - np.asarray(X @ _dense_row(X, first), np.float64).ravel()
-    del X
+    mind = _distances(X, X[first])
     mind[first] = -np.inf
+    parts = [X[bounds[lst] : bounds[lst + 1]] for lst in range(n_lists)]  # sliced once, not per pick
     list_max = np.full(n_lists, -np.inf)
     for lst in np.flatnonzero(np.diff(bounds)):
         list_max[lst] = mind[bounds[lst] : bounds[lst + 1]].max()
@@ -352,19 +355,51 @@ def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None 
         p = a + int(np.argmax(mind[a : bounds[best + 1]]))
         rows.append(int(order[p]))
         scores.append(float(mind[p]))
-        v = _dense_row(parts[best], p - a)
+        v = parts[best][p - a]
         mind[p] = -np.inf
-        for lst in {int(x) for x in probes[order[p]] if x >= 0} | {best}:
+        for lst in {int(x) for x in probes[p] if x >= 0} | {best}:
             seg = mind[bounds[lst] : bounds[lst + 1]]
             if len(seg):
-                np.minimum(seg, 1.0 - np.asarray(parts[lst] @ v, np.float64).ravel(), out=seg)
+                np.minimum(seg, _distances(parts[lst], v), out=seg)
                 list_max[lst] = seg.max()
-    return np.asarray(rows, np.int64), np.asarray(scores), index_info(index, "ivf", nprobe=nprobe)
+    return np.asarray(rows, np.int64), np.asarray(scores), index_info(
+        index, "ivf", nprobe=nprobe, distances="exact" if exact else "sketch")
 
 
-def _dense_row(X: Any, p: int) -> np.ndarray:
-    row = X[p]
-    return row.toarray().ravel() if sp.issparse(row) else np.asarray(row).ravel()
+def _held_in_list_order(space: Space, index: Index, order: np.ndarray, nprobe: int,
+                        exact: bool) -> tuple[Any, np.ndarray]:
+    """The rows at positions ``order`` (normalised CSR, or their sketches as a bfloat16 tensor), and each
+    position's ``nprobe`` nearest lists; streamed block by block."""
+    import torch
+
+    where = np.empty(space.n, np.int64)
+    where[order] = np.arange(space.n)
+    probes = np.empty((space.n, nprobe), np.int32)
+    held = None if exact else torch.empty((space.n, index._ivf().d), dtype=torch.bfloat16)
+    parts = []
+    for a, block in space.vectors.blocks():
+        block = normalize_rows(block)
+        at = where[a : a + block.shape[0]]
+        probes[at] = index.probe(block, nprobe)
+        if exact:
+            parts.append(block)
+        else:
+            held[torch.from_numpy(at)] = torch.from_numpy(index.prepare(block)).to(torch.bfloat16)
+    if exact:
+        X = sp.vstack(parts, format="csr") if space.vectors.sparse else np.concatenate(parts)
+        parts.clear()
+        return X[order], probes
+    return held, probes
+
+
+def _distances(X: Any, v: Any) -> np.ndarray:
+    """1 − cosine of every row of ``X`` (CSR, array, or bfloat16 sketches) to the row ``v``."""
+    import torch
+
+    if isinstance(X, torch.Tensor):
+        return 1.0 - (X @ v).double().numpy()
+    v = v.toarray().ravel() if sp.issparse(v) else np.asarray(v).ravel()
+    return 1.0 - np.asarray(X @ v, np.float64).ravel()
 
 
 def check_k(k: int, n: int, what: str = "k") -> None:

@@ -141,6 +141,26 @@ def test_kcenter_ivf_hits_every_planted_cluster():
     assert radius(sel.rows) <= radius(exact.rows) * 1.25 + 1e-6
 
 
+def test_kcenter_ivf_on_sketches_when_the_vectors_do_not_fit():
+    """Above the memory budget the greedy runs on the index's bfloat16 sketches: it still covers every planted
+    cluster about as well as the exact greedy."""
+    from mona.select.matrices import PoolMatrices
+    from mona.select.neighbours import code_space, kcenter_ivf
+    from mona.vectors import normalize_rows
+
+    X = planted(2000, clusters=20, seed=3, width=2048)
+    space = code_space(PoolMatrices(pool_of(X)), weighted=False)
+    rows, scores, info = kcenter_ivf(space, 20, hold_bytes=0, progress=False)
+    exact, _, exact_info = kcenter_ivf(space, 20, progress=False)
+    assert info["distances"] == "sketch" and exact_info["distances"] == "exact" and len(set(rows)) == 20
+    Xn = normalize_rows(X)
+
+    def radius(r):
+        return float((1 - (Xn @ Xn[r].T).toarray().max(axis=1)).max())
+
+    assert radius(rows) <= radius(exact) * 1.25 + 1e-6
+
+
 def test_simscale_ivf_keeps_the_brute_force_rows(codes):
     kw = dict(method="simscale", n=300, sim_threshold=0.3)
     ivf = select(pool_of(codes), index="ivf", **kw)
