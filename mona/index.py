@@ -46,9 +46,7 @@ CODES_SPACE: dict[str, Any] = {"vectors": "codes"}
 SEARCH_CANDIDATES = 1 << 20
 """``ivf`` k-NN searches propose at most about this many candidate rows per block of queries (their exact vectors
 are gathered to re-rank them), so memory does not grow with ``k · rerank``."""
-SKETCH = "heavy-features"
-"""How ``ivf`` indexes over wide sparse codes project them (:func:`mona.vectors.count_sketch` with the features'
-mass): recorded in ``index.json``; an index saved with another projection is rebuilt on use."""
+SKETCH = "heavy-features"  # ivf over sparse codes: count_sketch with feature mass; others are rebuilt on use
 HOLD_MAX_BYTES = 4 << 30
 """Range searches over a store hold its normalised vectors in memory up to this size (else rows are gathered
 from the shards' memory maps per block of queries)."""
@@ -95,10 +93,6 @@ class IndexConfig:
         if not 0.0 <= self.margin < 1.0:
             raise MonaError(f"index margin must be in [0, 1); got {self.margin}")
 
-
-# --------------------------------------------------------------------------------------------------------
-# The index
-# --------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -336,10 +330,6 @@ def _save_npy(tmp: Path, a: np.ndarray) -> None:
         np.save(handle, a, allow_pickle=False)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Building, saving, loading
-# --------------------------------------------------------------------------------------------------------
-
 
 def choose_kind(n: int, width: int, config: IndexConfig) -> str:
     if config.kind != "auto":
@@ -390,8 +380,7 @@ def build_index(source: Any, config: IndexConfig | None = None, *, save: bool = 
 
 
 def empty_ivf(vectors: Vectors, expected: int, config: IndexConfig | None = None) -> Index:
-    """An ``ivf`` index trained on a sample of ``vectors`` (lists sized for ``expected`` rows) with none added: for
-    a subset of rows that grows as a method runs (e.g. the samples kept so far)."""
+    """An empty ``ivf`` index trained on a sample of ``vectors`` (lists for ``expected`` rows): for a growing subset."""
     config = config or IndexConfig()
     index, projection = _ivf(vectors, max(1, expected), vectors.width, config)
     import faiss
@@ -508,13 +497,3 @@ def index_for(store: Store | None, vectors: Vectors, space: dict[str, Any], conf
             except MonaError as exc:
                 log.warning("rebuilding the index in %s: %s", folder, exc)
     return build_index(vectors, config, progress=progress, space=space, kind=kind, store=store)
-
-
-def exact_search(codes: Any, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force cosine top-``k`` (the reference the index is tested against)."""
-    x = normalize_rows(sp.csr_matrix(codes, dtype=np.float32))
-    q = normalize_rows(sp.csr_matrix(queries, dtype=np.float32))
-    sims = np.asarray((q @ x.T).todense())
-    k = min(k, x.shape[0])
-    rows = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(sims, rows, axis=1).astype(np.float32), rows
