@@ -186,7 +186,66 @@ def _active(store) -> list[set]:
     return [set(codes.indices[codes.indptr[i]:codes.indptr[i + 1]].tolist()) for i in range(codes.shape[0])]
 
 
-def compare_dtypes(n: int, repeats: int) -> dict:
+EARLIER_WORKER = r"""
+import json, shutil, sys, time
+from pathlib import Path
+from mona.data import load_samples
+from mona.embed import EmbedConfig, embed
+from mona.models import load_model
+from mona.saes import load_sae
+rows, hook, out = json.loads(Path(sys.argv[1]).read_text()), sys.argv[2], Path(sys.argv[3])
+samples, loaded, sae = load_samples(rows), load_model("gemma-3-270m"), load_sae("default")
+def run(part):
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    embed(part, model=loaded, sae=sae, config=EmbedConfig(hook=hook), out_dir=out, progress=False)
+    return time.perf_counter() - start
+run(samples[:4])  # warm-up
+print("ready", flush=True)
+for line in sys.stdin:
+    print(json.dumps({"seconds": run(samples)}), flush=True)
+"""
+"""`mona embed` in float32 as an earlier version of mona runs it, in a worker process whose ``PYTHONPATH`` is that
+version's source (`--against REV`); it waits on its stdin between runs, so the routes interleave without
+competing for the cores."""
+
+
+class EarlierEmbed:
+    """A worker process running :data:`EARLIER_WORKER` from ``git archive REV`` (the default model and SAE)."""
+
+    def __init__(self, rev: str, rows: list[dict], hook: str, tmp: Path) -> None:
+        import subprocess
+
+        src = tmp / f"mona-{rev}"
+        src.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+        (tmp / "rows.json").write_text(json.dumps(rows))
+        env = {**os.environ, "PYTHONPATH": str(src)}
+        self.proc = subprocess.Popen([sys.executable, "-c", EARLIER_WORKER, str(tmp / "rows.json"), hook,
+                                      str(tmp / "earlier-store")], env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        for line in self.proc.stdout:  # libraries may print before the worker is ready
+            if line.strip() == "ready":
+                break
+        else:
+            raise RuntimeError(f"the mona {rev} worker did not start")
+        self.store = tmp / "earlier-store"
+
+    def run(self) -> float:
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                return float(json.loads(line)["seconds"])
+        raise RuntimeError("the earlier mona worker stopped")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def compare_dtypes(n: int, repeats: int, against: str | None = None) -> dict:
     from mona.models import load_model
     from mona.runtime import Runtime
 
@@ -209,12 +268,24 @@ def compare_dtypes(n: int, repeats: int) -> dict:
     for loaded, attn, legacy in routes.values():  # warm-up
         loaded.runtime = Runtime(device="cpu", model_dtype=loaded.runtime.model_dtype, **attn)
         _embed_route(loaded, sae, samples[:4], hook, tmp / "warm", legacy)
+    earlier = None
+    if against:  # the float32 embed of an earlier version, in its own process, interleaved with the others
+        earlier = EarlierEmbed(against, [_row(s) for s in samples], hook, tmp)
+        best["earlier"] = float("inf")
     for _ in range(repeats):
+        if earlier is not None:
+            best["earlier"] = min(best["earlier"], earlier.run())
+            print(f"earlier ({against}): {best['earlier']:.1f} s", file=sys.stderr)
         for name, (loaded, attn, legacy) in routes.items():
             loaded.runtime = Runtime(device="cpu", model_dtype=loaded.runtime.model_dtype, **attn)
             t, stores[name] = _embed_route(loaded, sae, samples, hook, tmp / name, legacy)
             best[name] = min(best[name], t)
             print(f"{name}: {t:.1f} s", file=sys.stderr)
+    if earlier is not None:
+        from mona.store import open_store
+
+        earlier.close()
+        stores["earlier"] = open_store(earlier.store)
     tokens = _pooled_tokens(stores["fp32_before"])
     ref = _active(stores["fp32_before"])
     overlap = {}
@@ -222,7 +293,13 @@ def compare_dtypes(n: int, repeats: int) -> dict:
         jac = [len(a & b) / max(len(a | b), 1) for a, b in zip(ref, _active(store))]
         overlap[name] = float(np.mean(jac))
     shutil.rmtree(tmp, ignore_errors=True)
-    return {"samples": n, "tokens": tokens, "seconds": best, "overlap": overlap, "sae": sae_note, "hook": hook}
+    return {"samples": n, "tokens": tokens, "seconds": best, "overlap": overlap, "sae": sae_note, "hook": hook,
+            "against": against}
+
+
+def _row(sample) -> dict:
+    """A sample as the input row it was loaded from (for the earlier version's worker)."""
+    return dict(sample.record)
 
 
 def _pooled_tokens(store) -> int:
@@ -231,8 +308,10 @@ def _pooled_tokens(store) -> int:
 
 def dtype_markdown(res: dict, argv: list[str]) -> str:
     s, tok = res["seconds"], res["tokens"]
-    base = s["fp32_before"]
+    base = s["earlier"] if res.get("against") else s["fp32_before"]
     labels = {
+        **({"earlier": f"float32, `mona embed` at {res['against']} (before the precision and fast-path changes)"}
+           if res.get("against") else {}),
         "fp32_before": "float32, before (TL attention + padding mask)",
         "fp32_sdpa": "float32, SDPA fast path (default)",
         "bf16_eager_sae32": "bfloat16, TL attention, SAE in float32",
@@ -247,9 +326,12 @@ def dtype_markdown(res: dict, argv: list[str]) -> str:
         f"{torch.__version__}, load average {os.getloadavg()[0]:.1f} at the end. `mona embed` end to end (forward "
         f"to layer 6, SAE encode, mean pooling, store "
         f"written); SAE: {res['sae']}. {res['samples']} samples, {tok:,} pooled tokens; the routes interleaved in "
-        "one process, best of the repeats.",
+        "one process, best of the repeats"
+        + (f" (mona {res['against']} in a worker process that waits while the others run)." if res.get("against")
+           else "."),
         "",
-        "| route | seconds | tokens/s | vs float32 before | active-set overlap with float32 (Jaccard) |",
+        f"| route | seconds | tokens/s | vs {'the earlier float32 embed' if res.get('against') else 'float32 before'}"
+        " | active-set overlap with float32 (Jaccard) |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, label in labels.items():
@@ -446,6 +528,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write raw results as JSON here")
     parser.add_argument("--compare-dtypes", action="store_true",
                         help="only the float32 vs bfloat16 comparison of `mona embed` routes")
+    parser.add_argument("--against", metavar="REV", default=None,
+                        help="--compare-dtypes: also run the float32 embed of an earlier git revision, interleaved")
     parser.add_argument("--random-models", action="store_true",
                         help="only the randomly initialised 270M/1B-shaped models (needs a GPU unless --device cpu)")
     parser.add_argument("--device", default="auto", help="device for --random-models (auto: the GPU)")
@@ -470,7 +554,7 @@ def main() -> None:
             args.json.write_text(json.dumps(rows, indent=2))
         return
     if args.compare_dtypes:
-        res = compare_dtypes(args.samples, args.repeats)
+        res = compare_dtypes(args.samples, args.repeats, args.against)
         text = dtype_markdown(res, sys.argv[1:])
         print(text)
         if args.out:
