@@ -167,6 +167,7 @@ def test_simscale_ivf_keeps_the_brute_force_rows(codes):
     brute = select(pool_of(codes), index="none", **kw)
     assert np.array_equal(ivf.rows, brute.rows)
     assert ivf.info["index"]["path"] == "ivf"
+    assert ivf.features == brute.features  # each pick's strongest pooled features, not its binarised set
 
 
 def test_simscale_index_of_kept_samples_keeps_the_brute_force_rows(monkeypatch):

@@ -20,7 +20,6 @@ from mona.errors import MonaError
 from mona.select.budget import round_robin, top_n
 from mona.select.inputs import require_mode, store_mode
 from mona.select.matrices import PoolMatrices
-from mona.select.similarity import activation_shares
 
 Explain = Callable[[np.ndarray], tuple[list[list[dict]] | None, list[str | None] | None]]
 
@@ -239,11 +238,23 @@ def require_group(group: list[Any], k: int, modes: tuple[str, ...], method: str,
 
 
 def own_features(X: sp.csr_matrix, rows: np.ndarray, k: int) -> list[list[dict]]:
-    """Each row's top-``k`` features by pooled value (share of the row's total)."""
-    out = []
-    for r in rows:
-        lo, hi = X.indptr[r], X.indptr[r + 1]
-        out.append(activation_shares(X.indices[lo:hi], X.data[lo:hi], k))
+    """Each row's top-``k`` features by pooled value (share of the row's total), as
+    :func:`mona.select.similarity.activation_shares` gives them, for all rows in one sort."""
+    sub = sp.csr_matrix(X[np.asarray(rows, np.int64)])
+    n = sub.shape[0]
+    out: list[list[dict]] = [[] for _ in range(n)]
+    if k <= 0 or sub.nnz == 0:
+        return out
+    counts = np.diff(sub.indptr)
+    row = np.repeat(np.arange(n), counts)
+    vals = sub.data.astype(np.float64)
+    totals = np.bincount(row, np.abs(vals), minlength=n)
+    order = np.lexsort((sub.indices, -vals, row))  # by row, then value (largest first), then feature id
+    rank = np.arange(len(order)) - sub.indptr[row[order]]
+    top = order[(rank < k) & (vals[order] != 0) & (totals[row[order]] > 0)]
+    for r, f, v in zip(row[top].tolist(), sub.indices[top].tolist(),
+                       (np.abs(vals[top]) / totals[row[top]]).tolist(), strict=True):
+        out[r].append({"feature": f, "share": v})
     return out
 
 

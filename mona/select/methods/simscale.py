@@ -19,7 +19,8 @@ from mona.index import IndexConfig, empty_ivf
 from mona.select.inputs import binarize_codes
 from mona.select.methods.base import OWN_FEATURES, Context, Method, Picked, own_features
 from mona.select.neighbours import binary_space, pool_rows, resolve
-from mona.vectors import row_dots
+from mona.store import Store
+from mona.vectors import Vectors, row_dots
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class SimScale(Method):
             space = binary_space(pm, o.active_threshold)
             p = simscale_ivf(space, ctx.n, o.sim_threshold, o.simscale_order, ctx.config.seed)
             ctx.cache["index"] = p.info["index"]
-            p.features = own_features(space.vectors.rows(p.rows), np.arange(len(p.rows)), ctx.config.top_features)
+            raw = Vectors(pm.store) if isinstance(pm.store, Store) and pm._codes is None else Vectors(pm.codes())
+            p.features = own_features(raw.rows(p.rows), np.arange(len(p.rows)), ctx.config.top_features)
             return p
         X = pm.codes()
         p = simscale(X, ctx.n, o.active_threshold, o.sim_threshold, o.simscale_order, ctx.config.seed)
