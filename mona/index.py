@@ -94,7 +94,6 @@ class IndexConfig:
             raise MonaError(f"index margin must be in [0, 1); got {self.margin}")
 
 
-
 @dataclass
 class Index:
     """A FAISS index over one set of row vectors, scored exactly on them."""
@@ -299,15 +298,18 @@ class Index:
                 owner[ids] = lst
         return owner
 
-    def probe(self, queries: Any, nprobe: int) -> np.ndarray:
-        """``ivf``: (q, nprobe) the lists nearest to each query."""
+    def reduced(self, x: Any) -> np.ndarray:
+        """``ivf``: (q, d) float32, the vectors as its inverted lists and coarse centroids see them."""
         import faiss
 
-        x = self.prepare(queries)
-        if isinstance(self.faiss_index, faiss.IndexPreTransform):
-            x = self.faiss_index.apply_chain(x.shape[0], x)
-        _, lists = self._ivf().quantizer.search(np.ascontiguousarray(x, np.float32), nprobe)
-        return lists
+        x = np.ascontiguousarray(self.prepare(x), np.float32)
+        chain = self.faiss_index.chain if isinstance(self.faiss_index, faiss.IndexPreTransform) else None
+        for k in range(chain.size() if chain is not None else 0):
+            x = faiss.downcast_VectorTransform(chain.at(k)).apply(x)
+        return x
+
+    def probe(self, queries: Any, nprobe: int) -> np.ndarray:  # ivf: (q, nprobe) the lists nearest each query
+        return self._ivf().quantizer.search(self.reduced(queries), nprobe)[1]
 
     def save(self, folder: str | Path) -> Path:
         import faiss
