@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from mona.errors import MonaError
 from mona.index import PAIRS_CHUNK, IndexConfig
 from mona.select.inputs import store_mode
 from mona.select.matrices import PoolMatrices
-from mona.select.neighbours import Space, index_info, near_pairs, open_index, pool_space, resolve, tune_search
+from mona.select.neighbours import Space, index_info, near_pairs, open_index, pool_space, resolve
 from mona.vectors import normalize_rows, row_dots
 
 log = logging.getLogger(__name__)
@@ -60,34 +60,35 @@ BLOCK = 65_536
 is compared with the block's rows that probe it in one product); at least 1/16 of the pool go in 16 or more
 blocks, so that few pairs fall within a block (those are verified uncapped)."""
 
-SCAN_PROBES = 2
-"""``ivf`` dedup probes this many times the lists the tuned search needs for 95% of the sampled near-duplicates:
-a list costs one matrix product, and the last few percent sit in farther lists (on codes dominated by frequent
-features, 1x missed 3% of the drops, 2x none)."""
+CANDIDATES = 32
+"""``ivf`` dedup verifies exactly at most this many of a row's candidates from earlier blocks, the best by
+approximate cosine (rows dominated by a few frequent features have a hundred within the margin; 10 missed 2% of
+the drops that 32 finds, 128 as many as 32)."""
+PROBE_RECALL = 0.98
+"""``ivf`` dedup probes enough lists to find this share of sampled near-duplicate pairs (:func:`tune_probes`)."""
 
 
 def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | None = None, block: int = BLOCK,
-                       progress: bool = True, target: float = 0.95,
+                       progress: bool = True, target: float = PROBE_RECALL,
                        index: Any = None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """(n,) bool, the rows :func:`keep_first` keeps, found without listing pairs: each block of rows is compared
     with the kept earlier rows of the inverted lists it probes (:class:`ListScan`); the few candidates above
-    ``threshold - margin`` are verified exactly, and the block's own pairs are resolved in row order. The probe
-    count is first tuned to find the near-duplicates of sampled rows (:func:`calibrate_duplicates`); when it
-    cannot find ``target`` of them (near-duplicates that barely stand out from their rows' other neighbours),
-    returns (None, the calibration) and the caller lists the pairs instead. The sampled rows then audit the
-    result: ``audit_missed`` counts those kept although an earlier kept row is at least ``threshold``."""
+    ``threshold - margin`` are verified exactly, and the block's own pairs are resolved in row order. The lists
+    probed are first tuned to find ``target`` of sampled near-duplicate pairs (:func:`tune_probes`); when a
+    quarter of the lists cannot (no cluster structure for the lists to follow), returns (None, the tuning) and
+    the caller lists the pairs instead. The sampled rows then audit the result: ``audit_missed`` counts those
+    kept although an earlier kept row is at least ``threshold``."""
     config = config or IndexConfig()
     index = index or open_index(space, "ivf", config, progress)
     index.hold()  # candidates are verified exactly: keep the vectors in memory when they fit
     n = space.n
-    sample = sampled_duplicates(space, threshold, 16 * config.recall_queries, threshold - index.config.margin)
-    calib = calibrate_duplicates(index, space, threshold, 16 * config.recall_queries, target, sample=sample)
+    sample = sampled_duplicates(space, threshold, 16 * config.recall_queries, threshold - config.margin)
+    scan = ListScan(index, space, progress)
+    calib = tune_probes(scan, sample, threshold, threshold - config.margin, target)
     if calib["recall"] is not None and calib["recall"] < target:
         return None, calib
-    scan = ListScan(index, space, progress)
     margin = scan_margin(index, space, sample, threshold)
-    floor, per_row = threshold - margin, int(index.config.rerank)
-    nprobe = min(SCAN_PROBES * int(index.config.nprobe), scan.nlist)
+    floor, per_row, nprobe = threshold - margin, CANDIDATES, int(calib["nprobe"])
     kept = np.zeros(n, bool)
     bar = tqdm(total=n, desc="dedup", unit="row", disable=not progress or n < 20_000)
     block = min(block, max(4096, -(-n // 16)))
@@ -111,8 +112,8 @@ def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | Non
     if audit["missed"]:
         log.warning("dedup: %d of %d audited rows were kept although an earlier kept row is a near-duplicate",
                     audit["missed"], audit["audited"])
-    return kept, index_info(index, "ivf", method="nearest kept row", scan_nprobe=nprobe,
-                            scan_margin=round(margin, 4), **{f"search_{k}": v for k, v in calib.items()},
+    return kept, index_info(index, "ivf", method="nearest kept row", scan_margin=round(margin, 4),
+                            **{f"search_{k}": v for k, v in calib.items()},
                             **{f"audit_{k}": v for k, v in audit.items()})
 
 
@@ -155,10 +156,10 @@ def _best_candidates(j: np.ndarray, i: np.ndarray, approx: np.ndarray, earlier: 
 
 
 class ListScan:
-    """Every row's vector as the index's inverted lists see it (:func:`reduced`; bfloat16, 512 bytes a row at 256 dimensions), held
-    in list order with rows ascending within each list, so that a list's rows before any row form one slice:
-    a block of rows is compared with each list it probes in one matrix product. Rows found to be near-duplicates
-    are zeroed (:meth:`forget`): later rows never match them."""
+    """Every row's vector as the index's inverted lists see it (:func:`reduced`; bfloat16, 512 bytes a row at 256
+    dimensions), held in list order with rows ascending within each list, so that a list's rows before any row
+    form one slice: a block of rows is compared with each list it probes in one matrix product. Rows found to be
+    near-duplicates are zeroed (:meth:`forget`): later rows never match them."""
 
     def __init__(self, index: Any, space: Space, progress: bool = True) -> None:
         import torch
@@ -180,6 +181,13 @@ class ListScan:
             bar.update(blk.shape[0])
         bar.close()
 
+    def probe(self, rows: np.ndarray, nprobe: int) -> np.ndarray:
+        """(len(rows), nprobe) the lists nearest each row, from the held vectors."""
+        import torch
+
+        held = self.held[torch.from_numpy(self.where[rows])].float().numpy()
+        return self.index._ivf().quantizer.search(held, nprobe)[1]
+
     def candidates(self, a: int, b: int, floor: float, nprobe: int,
                    per_list: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs (later row j in a..b, earlier row i, approximate cosine >= ``floor``) among the rows of the
@@ -188,7 +196,7 @@ class ListScan:
         import torch
 
         Q = self.held[torch.from_numpy(self.where[a:b])]
-        probes = self.index._ivf().quantizer.search(Q.float().numpy(), nprobe)[1].ravel()
+        probes = self.probe(np.arange(a, b), nprobe).ravel()
         q = np.repeat(np.arange(b - a), nprobe)[probes >= 0]
         probes = probes[probes >= 0]
         by = np.argsort(probes, kind="stable")
@@ -244,7 +252,9 @@ def _bucket(size: int) -> int:
 
 
 START_NPROBE = 4
-"""Lists probed per row where the nearest-kept-row search's tuning starts (doubled while recall is short)."""
+"""Lists probed per row where the scan's tuning starts (doubled while recall is short)."""
+MAX_PROBED = 0.25
+"""The scan probes at most this share of the lists (at least 64): beyond, listing the pairs costs less."""
 
 
 @dataclass
@@ -254,36 +264,42 @@ class Sampled:
     rows: np.ndarray
     has: np.ndarray
     """Per sampled row: whether any other row is a near-duplicate."""
-    earlier: np.ndarray
-    """(2, m): (sampled position, earlier row) of each near-duplicate before its sampled row."""
+    dups: np.ndarray
+    """(2, m): (sampled position, other row) of every near-duplicate pair."""
     close: np.ndarray
-    """(3, m'): (sampled position, other row, exact cosine) of pairs within the margin below the threshold."""
+    """(3, m'): (sampled position, other row, exact cosine) of pairs within the margin below the threshold or
+    above it (a random subset)."""
+
+    @property
+    def earlier(self) -> np.ndarray:
+        """(2, m''): the near-duplicates before their sampled row."""
+        return self.dups[:, self.dups[1] < self.rows[self.dups[0]]]
 
 
 def sampled_duplicates(space: Space, threshold: float, count: int, low: float | None = None,
                        most: int = 20_000) -> Sampled:
     """``count`` rows spread over the pool and their near-duplicates (exact cosine >= ``threshold``, one pass over
-    the vectors), with up to ``most`` pairs at cosine >= ``low`` (to measure the index's approximation)."""
+    the vectors), with up to ``most`` pairs at cosine >= ``low`` (to measure the index's approximation and how
+    many lists must be probed to find them)."""
     n = space.n
     pick = np.unique(np.linspace(0, n - 1, min(n, count)).astype(np.int64))
     Q = normalize_rows(space.vectors.rows(pick))
     Qt = Q.T.toarray() if sp.issparse(Q) else np.ascontiguousarray(Q.T)
     has = np.zeros(len(pick), bool)
-    earlier, close = [np.zeros((2, 0))], [np.zeros((3, 0))]
+    dups, close = [np.zeros((2, 0))], [np.zeros((3, 0))]
     low = threshold if low is None else min(low, threshold)
-    taken = 0
     for a, block in space.vectors.blocks():
         S = np.asarray(normalize_rows(block) @ Qt)
         r, q = np.nonzero(S >= low - 1e-6)
         other = a + r != pick[q]
         r, q, s = r[other], q[other], S[r[other], q[other]]
         has[q[s >= threshold - 1e-6]] = True
-        before = (a + r < pick[q]) & (s >= threshold - 1e-6)
-        earlier.append(np.stack([q[before], a + r[before]]))
-        if taken < most:
-            close.append(np.stack([q, a + r, s])[:, : most - taken])
-            taken += close[-1].shape[1]
-    return Sampled(pick, has, np.concatenate(earlier, 1).astype(np.int64), np.concatenate(close, 1))
+        dups.append(np.stack([q, a + r])[:, s >= threshold - 1e-6])
+        close.append(np.stack([q, a + r, s]))
+    close = np.concatenate(close, 1)
+    if close.shape[1] > most:  # a random subset, spread over the pool
+        close = close[:, np.sort(np.random.default_rng(0).choice(close.shape[1], most, replace=False))]
+    return Sampled(pick, has, np.concatenate(dups, 1).astype(np.int64), close)
 
 
 def scan_margin(index: Any, space: Space, sample: Sampled, threshold: float) -> float:
@@ -299,26 +315,32 @@ def scan_margin(index: Any, space: Space, sample: Sampled, threshold: float) -> 
     return float(min(index.config.margin, max(5 * err.std(), worst) + 0.005))
 
 
-def calibrate_duplicates(index: Any, space: Space, threshold: float, count: int, target: float = 0.95,
-                         sample: Sampled | None = None) -> dict:
-    """Tune the ivf search (:func:`mona.select.neighbours.tune_search`) for what dedup asks of it: of ``count``
-    sampled rows that have a near-duplicate (:func:`sampled_duplicates`), the share whose search returns one.
-    No sampled row with a near-duplicate: the configured search, recall None."""
-    sample = sample or sampled_duplicates(space, threshold, count)
-    pick, has = sample.rows, sample.has
-    info = {"sampled": len(pick), "with_duplicates": int(has.sum())}
-    if not has.any():
-        return {**info, "recall": None}
-    rows, Qd = pick[has], normalize_rows(space.vectors.rows(pick[has]))
-    index.config = replace(index.config, nprobe=START_NPROBE)  # near-copies share a list: start narrow
-
-    def recall_at(nprobe: int, rerank: int) -> float:
-        index.config = replace(index.config, nprobe=nprobe, rerank=rerank)
-        s, got = index.search(Qd, 2)  # the row itself and its nearest other row
-        found = (got != rows[:, None]) & (got >= 0) & (s >= threshold - 1e-6)
-        return float(found.any(axis=1).mean())
-
-    return {**info, **tune_search(index, recall_at, target, f"the sampled rows' near-duplicates >= {threshold}")}
+def tune_probes(scan: ListScan, sample: Sampled, threshold: float, low: float,
+                target: float = PROBE_RECALL) -> dict[str, Any]:
+    """The lists the scan must probe: of the sampled near-duplicate pairs (exact cosine >= ``threshold``; pairs
+    >= ``low``, which are harder to find, when fewer than 20 were sampled), the share whose earlier row's list is
+    among the later row's ``nprobe`` nearest lists, with ``nprobe`` doubling from :data:`START_NPROBE` until
+    that share reaches ``target`` or :data:`MAX_PROBED` of the lists are probed. Under 20 pairs either way: the
+    configured ``nprobe``, recall None."""
+    q, r = sample.dups
+    if len(q) < 20:
+        near = sample.close[2] >= low - 1e-6
+        q, r = sample.close[0, near].astype(np.int64), sample.close[1, near].astype(np.int64)
+    a, b = sample.rows[q], r
+    cap = min(scan.nlist, max(64, int(MAX_PROBED * scan.nlist)))
+    info: dict[str, Any] = {"sampled": len(sample.rows), "with_duplicates": int(sample.has.sum()), "pairs": len(a)}
+    if len(a) < 20:
+        return {**info, "recall": None, "nprobe": min(int(scan.index.config.nprobe), scan.nlist)}
+    lists = scan.probe(np.maximum(a, b), cap)
+    owner = scan.owner[np.minimum(a, b)][:, None]
+    nprobe = min(START_NPROBE, cap)
+    while True:
+        recall = float((lists[:, :nprobe] == owner).any(axis=1).mean())
+        if recall >= target or nprobe >= cap:
+            break
+        nprobe = min(2 * nprobe, cap)
+    if recall < target:
+    return {**info, "recall": round(recall, 4), "nprobe": nprobe}
 
 
 def near_duplicates(pool: Any, threshold: float, options: Any = None, index: str = "auto",
@@ -337,8 +359,9 @@ def near_duplicates(pool: Any, threshold: float, options: Any = None, index: str
         opened = open_index(space, "ivf", None, progress)
         keep, info = keep_first_indexed(space, float(threshold), progress=progress, index=opened)
         if keep is None:
-            log.warning("dedup: the index finds %.0f%% of sampled near-duplicates (>= %.2f) as nearest neighbours; "
-                        "listing every pair above the threshold instead (slower)", 100 * info["recall"], threshold)
+            log.warning("dedup: the index's lists hold %.0f%% of sampled near-duplicate pairs (>= %.2f) within a "
+                        "quarter of the lists; listing every pair above the threshold instead (slower)",
+                        100 * info["recall"], threshold)
             fallback = {f"search_{k}": v for k, v in info.items()}
     if keep is None:
         i, j, info = near_pairs(space, float(threshold), path, progress=progress, index=opened)

@@ -366,7 +366,7 @@ def test_ivf_dedup_lists_pairs_when_the_search_misses_near_duplicates(monkeypatc
     dups = base[rng.choice(1500, 100, replace=False)].copy()
     dups.data *= rng.uniform(0.97, 1.03, dups.nnz).astype(np.float32)
     X = sp.vstack([base, dups], format="csr")
-    monkeypatch.setattr(dedup, "calibrate_duplicates", lambda *a, **k: {"recall": 0.5, "sampled": 256})
+    monkeypatch.setattr(dedup, "tune_probes", lambda *a, **k: {"recall": 0.5, "sampled": 256, "nprobe": 4})
     sel = select(pool_of(X), method="random", n=50, dedup=0.95, index="ivf")
     d = sel.info["dedup"]
     assert d["dropped"] == 100 and d["pairs"] >= 100
