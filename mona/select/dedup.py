@@ -339,7 +339,6 @@ def tune_probes(scan: ListScan, sample: Sampled, threshold: float, low: float,
         if recall >= target or nprobe >= cap:
             break
         nprobe = min(2 * nprobe, cap)
-    if recall < target:
     return {**info, "recall": round(recall, 4), "nprobe": nprobe}
 
 
