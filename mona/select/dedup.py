@@ -30,7 +30,7 @@ from mona.errors import MonaError
 from mona.index import PAIRS_CHUNK, IndexConfig
 from mona.select.inputs import store_mode
 from mona.select.matrices import PoolMatrices
-from mona.select.neighbours import Space, index_info, near_pairs, open_index, pool_space, resolve
+from mona.select.neighbours import Space, index_info, near_pairs, open_index, pool_space, resolve, shape_bucket
 from mona.vectors import normalize_rows, row_dots
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class ListScan:
         self.bounds = np.searchsorted(self.owner[self.order], np.arange(self.nlist + 1))
         self.seen = self.bounds[:-1].copy()  # per list: the end of the slice of rows before the current block
         longest = int(np.diff(self.bounds).max()) if n else 0
-        self.held = torch.zeros((n + _bucket(longest), index._ivf().d), dtype=torch.bfloat16)  # zero tail: padding
+        self.held = torch.zeros((n + shape_bucket(longest), index._ivf().d), dtype=torch.bfloat16)  # zero tail: padding
         bar = tqdm(total=n, desc="dedup: sketches", unit="row", disable=not progress or n < 20_000, leave=False)
         for a, blk in space.vectors.blocks():
             at = torch.from_numpy(self.where[a : a + blk.shape[0]])
@@ -207,10 +207,10 @@ class ListScan:
         for lst in np.flatnonzero(np.diff(cuts)):
             lo, mid, hi = self.bounds[lst], self.seen[lst], ends[lst]
             qs = q[cuts[lst] : cuts[lst + 1]]
-            Qs = Q[torch.from_numpy(np.pad(qs, (0, _bucket(len(qs)) - len(qs)), mode="edge"))]
+            Qs = Q[torch.from_numpy(np.pad(qs, (0, shape_bucket(len(qs)) - len(qs)), mode="edge"))]
             qs = torch.from_numpy(qs)
             if mid > lo:  # the list's rows from earlier blocks: few of the block's rows have one this close
-                S = (Qs @ self.held[lo : lo + _bucket(mid - lo)].T)[: len(qs), : mid - lo]
+                S = (Qs @ self.held[lo : lo + shape_bucket(mid - lo)].T)[: len(qs), : mid - lo]
                 hit = torch.nonzero(S.amax(1) >= floor).ravel()
                 if len(hit):
                     s, at = torch.topk(S[hit].float(), min(mid - lo, per_list))
@@ -218,7 +218,7 @@ class ListScan:
                     out_j.append(a + qs[hit[r]].numpy()), out_i.append(self.order[lo + at[r, c].numpy()])
                     out_s.append(s[r, c].numpy())
             if hi > mid:  # the list's rows in this block
-                S = (Qs @ self.held[mid : mid + _bucket(hi - mid)].T)[: len(qs), : hi - mid].float()
+                S = (Qs @ self.held[mid : mid + shape_bucket(hi - mid)].T)[: len(qs), : hi - mid].float()
                 r, c = torch.nonzero(S >= floor, as_tuple=True)
                 j, i = a + qs[r].numpy(), self.order[mid + c.numpy()]
                 out_j.append(j[i < j]), out_i.append(i[i < j]), out_s.append(S[r, c].numpy()[i < j])
@@ -241,14 +241,6 @@ def reduced(index: Any, x: Any) -> np.ndarray:
     """Rows as the index's lists see them, at unit length: their products approximate cosines (a projection
     from wider vectors shrinks every norm)."""
     return normalize_rows(index.reduced(x))
-
-
-def _bucket(size: int) -> int:
-    """``size`` rounded up to one of four steps per doubling (16, 20, 24, 28, 32, 40, ...): bfloat16 products on
-    a CPU compile a kernel per shape, so the shapes come from this short list (at most 25% padding)."""
-    size = max(int(size), 16)
-    step = size.bit_length() - 3
-    return -(-size >> step) << step
 
 
 START_NPROBE = 4

@@ -339,12 +339,15 @@ def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None 
     nprobe = min(nprobe, n_lists)
     hold_bytes = HOLD_MAX_BYTES if hold_bytes is None else hold_bytes
     exact = not (space.vectors.sparse and index.projection is not None) or space.vectors.nbytes() <= hold_bytes
-    X, probes = _held_in_list_order(space, index, order, nprobe, exact)
+    sizes = np.diff(bounds)
+    tail = 0 if exact else shape_bucket(sizes.max())
+    X, probes = _held_in_list_order(space, index, order, nprobe, exact, tail)
     first_row = int(np.random.default_rng(seed).integers(space.n))
     first = int(np.flatnonzero(order == first_row)[0])
-    mind = _distances(X, X[first])
+    mind = _distances(X, X[first])[: space.n]
     mind[first] = -np.inf
-    parts = [X[bounds[lst] : bounds[lst + 1]] for lst in range(n_lists)]  # sliced once, not per pick
+    # sliced once, not per pick; sketches padded (into the zero tail) to a few shapes
+    parts = [X[bounds[lst] : bounds[lst] + (shape_bucket(size) if tail else size)] for lst, size in enumerate(sizes)]
     list_max = np.full(n_lists, -np.inf)
     for lst in np.flatnonzero(np.diff(bounds)):
         list_max[lst] = mind[bounds[lst] : bounds[lst + 1]].max()
@@ -360,22 +363,22 @@ def kcenter_ivf(space: Space, n: int, seed: int = 0, config: IndexConfig | None 
         for lst in {int(x) for x in probes[p] if x >= 0} | {best}:
             seg = mind[bounds[lst] : bounds[lst + 1]]
             if len(seg):
-                np.minimum(seg, _distances(parts[lst], v), out=seg)
+                np.minimum(seg, _distances(parts[lst], v)[: len(seg)], out=seg)
                 list_max[lst] = seg.max()
     return np.asarray(rows, np.int64), np.asarray(scores), index_info(
         index, "ivf", nprobe=nprobe, distances="exact" if exact else "sketch")
 
 
 def _held_in_list_order(space: Space, index: Index, order: np.ndarray, nprobe: int,
-                        exact: bool) -> tuple[Any, np.ndarray]:
-    """The rows at positions ``order`` (normalised CSR, or their sketches as a bfloat16 tensor), and each
-    position's ``nprobe`` nearest lists; streamed block by block."""
+                        exact: bool, tail: int = 0) -> tuple[Any, np.ndarray]:
+    """The rows at positions ``order`` (normalised CSR, or their sketches as a bfloat16 tensor followed by
+    ``tail`` zero rows), and each position's ``nprobe`` nearest lists; streamed block by block."""
     import torch
 
     where = np.empty(space.n, np.int64)
     where[order] = np.arange(space.n)
     probes = np.empty((space.n, nprobe), np.int32)
-    held = None if exact else torch.empty((space.n, index._ivf().d), dtype=torch.bfloat16)
+    held = None if exact else torch.zeros((space.n + tail, index._ivf().d), dtype=torch.bfloat16)
     parts = []
     for a, block in space.vectors.blocks():
         block = normalize_rows(block)
@@ -390,6 +393,15 @@ def _held_in_list_order(space: Space, index: Index, order: np.ndarray, nprobe: i
         parts.clear()
         return X[order], probes
     return held, probes
+
+
+def shape_bucket(size: int) -> int:
+    """``size`` rounded up to one of four steps per doubling (16, 20, 24, 28, 32, 40, ...): bfloat16 products on
+    a CPU compile a kernel per shape (a new shape costs ~8x the product), so padded shapes come from this short
+    list (at most 25% padding)."""
+    size = max(int(size), 16)
+    step = size.bit_length() - 3
+    return -(-size >> step) << step
 
 
 def _distances(X: Any, v: Any) -> np.ndarray:

@@ -435,3 +435,12 @@ def test_list_scan_finds_every_pair_above_the_floor_in_the_probed_lists():
     assert len(want) > 100
     near_floor = {(j, i) for j, i in want ^ got if abs(S[j, i] - floor) > 1e-2}  # bfloat16 rounding at the floor
     assert not near_floor
+
+
+def test_shape_buckets_pad_little_and_stay_few():
+    from mona.select.neighbours import shape_bucket
+
+    sizes = np.arange(1, 100_001)
+    padded = np.array([shape_bucket(s) for s in sizes])
+    assert (padded >= sizes).all() and (padded[15:] <= 1.25 * sizes[15:]).all()
+    assert len(set(padded.tolist())) <= 4 * 14  # four shapes per doubling from 16 to 100k
