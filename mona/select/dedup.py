@@ -296,7 +296,7 @@ def sampled_duplicates(space: Space, threshold: float, count: int, low: float | 
 
 def scan_margin(index: Any, space: Space, sample: Sampled, threshold: float) -> float:
     """How far below ``threshold`` the index's approximate cosine of a near-duplicate pair may fall, measured on
-    the sampled pairs close to it: five standard deviations of its error, or the largest shortfall of a pair at
+    the sampled pairs close to it: four standard deviations of its error, or the largest shortfall of a pair at
     ``threshold`` if larger, plus the bfloat16 rounding; at most ``index.config.margin`` (no sampled pair: that)."""
     q, r, s = sample.close[0].astype(np.int64), sample.close[1].astype(np.int64), sample.close[2]
     if len(s) < 100:
@@ -304,14 +304,14 @@ def scan_margin(index: Any, space: Space, sample: Sampled, threshold: float) -> 
     approx = row_dots(reduced(index, space.vectors.rows(sample.rows))[q], reduced(index, space.vectors.rows(r)))
     err = approx - s
     worst = float(-err[s >= threshold - 1e-6].min()) if (s >= threshold - 1e-6).any() else 0.0
-    return float(min(index.config.margin, max(5 * err.std(), worst) + 0.005))
+    return float(min(index.config.margin, max(4 * err.std(), worst) + 0.005))
 
 
 def tune_probes(scan: ListScan, sample: Sampled, threshold: float, low: float,
                 target: float = PROBE_RECALL) -> dict[str, Any]:
     """The lists the scan must probe: of the sampled near-duplicate pairs (exact cosine >= ``threshold``; pairs
     >= ``low``, which are harder to find, when fewer than 20 were sampled), the share whose earlier row's list is
-    among the later row's ``nprobe`` nearest lists, with ``nprobe`` doubling from :data:`START_NPROBE` until
+    among the later row's ``nprobe`` nearest lists (averaged per sampled row), with ``nprobe`` doubling from :data:`START_NPROBE` until
     that share reaches ``target`` or :data:`MAX_PROBED` of the lists are probed. Under 20 pairs either way: the
     configured ``nprobe``, recall None."""
     q, r = sample.dups
@@ -325,9 +325,10 @@ def tune_probes(scan: ListScan, sample: Sampled, threshold: float, low: float,
         return {**info, "recall": None, "nprobe": min(int(scan.index.config.nprobe), scan.nlist)}
     lists = scan.probe(np.maximum(a, b), cap)
     owner = scan.owner[np.minimum(a, b)][:, None]
+    weight = 1.0 / np.bincount(q)[q]  # every sampled row counts alike, however large its cluster of copies
     nprobe = min(START_NPROBE, cap)
     while True:
-        recall = float((lists[:, :nprobe] == owner).any(axis=1).mean())
+        recall = float(np.average((lists[:, :nprobe] == owner).any(axis=1), weights=weight))
         if recall >= target or nprobe >= cap:
             break
         nprobe = min(2 * nprobe, cap)
