@@ -311,10 +311,10 @@ def tune_probes(scan: ListScan, sample: Sampled, threshold: float, low: float,
                 target: float = PROBE_RECALL) -> dict[str, Any]:
     """The lists the scan must probe: of the sampled near-duplicate pairs (exact cosine >= ``threshold``; pairs
     >= ``low``, which are harder to find, when fewer than 20 were sampled), the share whose earlier row's list is
-    among the later row's ``nprobe`` nearest lists (averaged per pair: on 1M synthetic rows 64 lists of 1,000;
-    averaging per sampled row asked for 128, which found 3 more of 15,865 drops in 8% more time), with ``nprobe`` doubling from :data:`START_NPROBE` until
-    that share reaches ``target`` or :data:`MAX_PROBED` of the lists are probed. Under 20 pairs either way: the
-    configured ``nprobe``, recall None."""
+    among the later row's ``nprobe`` nearest lists, with ``nprobe`` doubling from :data:`START_NPROBE` until that
+    share reaches ``target`` or :data:`MAX_PROBED` of the lists are probed. Under 20 pairs either way: the
+    configured ``nprobe``, recall None. The share is per pair (on 1M synthetic rows: 64 of 1,000 lists; per
+    sampled row asked for 128, which found 3 more of 15,865 drops in 8% more time)."""
     q, r = sample.dups
     if len(q) < 20:
         near = sample.close[2] >= low - 1e-6
