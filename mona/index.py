@@ -4,11 +4,10 @@ Similarity is cosine: inner product of L2-normalised vectors. Two index kinds:
 
 * ``flat``: ``IndexFlatIP`` over the normalised (densified) vectors: exact; ``auto`` picks it while
   ``n * width * 4`` bytes fit under ``flat_max_bytes``.
-* ``ivf``: above that, the normalised vectors are projected to at most 1024 dimensions (for wide sparse codes a
-  count sketch applied on the sparse rows, in which the heaviest features keep a dimension each; PCA or a random
-  rotation for dense ones) and indexed with IVF +
-  8-bit scalar quantisation. The index only proposes candidates (``k * rerank`` per query, or pairs above
-  ``threshold - margin`` for range searches); they are re-ranked by their exact cosine on the vectors
+* ``ivf``: above that, the normalised vectors are projected to at most 1024 dimensions (a count sketch on the
+  sparse rows for wide codes, the heaviest features a dimension each; PCA or a random rotation for dense ones)
+  and indexed with IVF + 8-bit scalar quantisation. The index only proposes candidates (``k * rerank`` per
+  query, or pairs above ``threshold - margin`` for range searches), re-ranked by their exact cosine on the vectors
   themselves, so returned scores are always exact and only recall is approximate.
 
 An index is built from a :class:`Vectors` source, streamed block by block (a store's memory-mapped shards are
@@ -303,9 +302,9 @@ class Index:
         import faiss
 
         x = np.ascontiguousarray(self.prepare(x), np.float32)
-        chain = self.faiss_index.chain if isinstance(self.faiss_index, faiss.IndexPreTransform) else None
-        for k in range(chain.size() if chain is not None else 0):
-            x = faiss.downcast_VectorTransform(chain.at(k)).apply(x)
+        pre = isinstance(self.faiss_index, faiss.IndexPreTransform)
+        for k in range(self.faiss_index.chain.size() if pre else 0):
+            x = faiss.downcast_VectorTransform(self.faiss_index.chain.at(k)).apply(x)
         return x
 
     def probe(self, queries: Any, nprobe: int) -> np.ndarray:  # ivf: (q, nprobe) the lists nearest each query
