@@ -87,7 +87,7 @@ def keep_first_indexed(space: Space, threshold: float, config: IndexConfig | Non
     calib = tune_probes(scan, sample, threshold, threshold - config.margin, target)
     if calib["recall"] is not None and calib["recall"] < target:
         return None, calib
-    margin = scan_margin(index, space, sample, threshold)
+    margin = scan_margin(index, space, sample, threshold, config.margin)
     floor, per_row, nprobe = threshold - margin, CANDIDATES, int(calib["nprobe"])
     kept = np.zeros(n, bool)
     bar = tqdm(total=n, desc="dedup", unit="row", disable=not progress or n < 20_000)
@@ -294,17 +294,17 @@ def sampled_duplicates(space: Space, threshold: float, count: int, low: float | 
     return Sampled(pick, has, np.concatenate(dups, 1).astype(np.int64), close)
 
 
-def scan_margin(index: Any, space: Space, sample: Sampled, threshold: float) -> float:
+def scan_margin(index: Any, space: Space, sample: Sampled, threshold: float, most: float) -> float:
     """How far below ``threshold`` the index's approximate cosine of a near-duplicate pair may fall, measured on
     the sampled pairs close to it: four standard deviations of its error, or the largest shortfall of a pair at
-    ``threshold`` if larger, plus the bfloat16 rounding; at most ``index.config.margin`` (no sampled pair: that)."""
+    ``threshold`` if larger, plus the bfloat16 rounding; at most ``most`` (fewer than 100 sampled pairs: that)."""
     q, r, s = sample.close[0].astype(np.int64), sample.close[1].astype(np.int64), sample.close[2]
     if len(s) < 100:
-        return float(index.config.margin)
+        return float(most)
     approx = row_dots(reduced(index, space.vectors.rows(sample.rows))[q], reduced(index, space.vectors.rows(r)))
     err = approx - s
     worst = float(-err[s >= threshold - 1e-6].min()) if (s >= threshold - 1e-6).any() else 0.0
-    return float(min(index.config.margin, max(4 * err.std(), worst) + 0.005))
+    return float(min(most, max(4 * err.std(), worst) + 0.005))
 
 
 def tune_probes(scan: ListScan, sample: Sampled, threshold: float, low: float,
